@@ -148,7 +148,8 @@ _HF_RULES = [
     (r"^embeddings\.position_embeddings$", "pos_embed"),
     (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
     (r"^encoder\.layer\.(\d+)\.", r"blocks.\1."),
-    (r"\.attention\.output\.dense\.", ".attn.proj."),
+    (r"\.attention\.output\.dense\.", ".attn.proj."),  # the distributed model.safetensors
+    (r"\.attention\.o_proj\.", ".attn.proj."),  # transformers ≥ 5 in-memory names
     (r"\.layer_scale1\.lambda1$", ".ls1.gamma"),
     (r"\.layer_scale2\.lambda1$", ".ls2.gamma"),
     (r"^layernorm\.", "norm."),
@@ -156,12 +157,19 @@ _HF_RULES = [
 
 
 def from_hf_dinov2_state_dict(sd: dict) -> dict:
-    """HF ``Dinov2Model`` (``facebook/dinov2-small``) keys → Meta's layout (separate q/k/v fused)."""
+    """HF ``Dinov2Model`` (``facebook/dinov2-small``) keys → Meta's layout (separate q/k/v fused).
+
+    Accepts the distributed file's names (``attention.attention.query``) and transformers ≥ 5's
+    in-memory names (``attention.q_proj``).
+    """
     out, qkv = {}, {}
+    aliases = {"q_proj": "query", "k_proj": "key", "v_proj": "value"}
     for key, value in sd.items():
-        m = re.match(r"^(?:dinov2\.)?encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$", key)
+        m = re.match(r"^(?:dinov2\.)?encoder\.layer\.(\d+)\.attention\.(?:attention\.)?"
+                     r"(query|key|value|q_proj|k_proj|v_proj)\.(weight|bias)$", key)
         if m:
-            qkv.setdefault((int(m.group(1)), m.group(3)), {})[m.group(2)] = value
+            part = aliases.get(m.group(2), m.group(2))
+            qkv.setdefault((int(m.group(1)), m.group(3)), {})[part] = value
             continue
         if key.startswith(("pooler", "classifier", "head")):
             continue
@@ -281,7 +289,7 @@ def seeded_backbone_state(backbone: torch.nn.Module, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``naima-convert``: a reference NAIMA ``.pth`` → this project's safetensors checkpoint."""
-    from naima_ros.checkpoint import save_checkpoint
+    from naima_ros.checkpoint import save_checkpoint, state_dict_mismatch
     from naima_ros.model.naima import build_model
 
     parser = argparse.ArgumentParser(prog="naima-convert", description=main.__doc__)
@@ -293,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sd = from_reference_state_dict(read_weights(args.input))
         model = build_model("reference", args.scale, warn_untrained=False)
-        result = model.load_state_dict(sd, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(f"{args.input}: does not match the reference x{args.scale} model: "
-                             f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+        problem = state_dict_mismatch(model, sd)
+        if problem:
+            raise ValueError(f"{args.input}: does not match the reference x{args.scale} model: {problem}")
+        model.load_state_dict(sd, strict=True)
         model.backbone_identity = "reference-checkpoint (pretrained DINOv2 blocks, random frozen pos_embed)"
         save_checkpoint(args.output, model, preset="reference", extra={"source": str(args.input),
                                                                         "dataset": args.dataset})

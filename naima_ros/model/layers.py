@@ -257,7 +257,10 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: flo
     Args:
         q, k, v: (B, N, C) with positions as the sequence axis.
     """
-    return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale).squeeze(1)
+    # The fused kernels need a unit stride on the feature axis; otherwise SDPA silently falls back to
+    # the math path and materialises the N×N matrix.
+    q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, scale=scale).squeeze(1)
 
 
 def inv_sqrt(n: int) -> float:

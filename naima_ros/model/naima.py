@@ -54,10 +54,11 @@ class TokenProjector(nn.Module):
     ``feats`` whatever the GTA width.
     """
 
-    def __init__(self, feats: int, token_dim: int = EMBED_DIM):
+    def __init__(self, feats: int, token_dim: int = EMBED_DIM, kernel: int = 3):
         super().__init__()
         hidden = feats * TOKEN_SHUFFLE**2
-        self.conv3x3 = nn.Conv2d(token_dim, hidden, 3)  # no padding: the grid loses 2 per side pair
+        self.kernel = kernel
+        self.conv3x3 = nn.Conv2d(token_dim, hidden, kernel)  # no padding: a 3×3 grid loses 2 rows and columns
         self.conv1x1 = nn.Conv2d(hidden, hidden, 1)
         self.shuffle = nn.PixelShuffle(TOKEN_SHUFFLE)
 
@@ -65,8 +66,9 @@ class TokenProjector(nn.Module):
         b, n, d = tokens.shape
         if n != grid_hw[0] * grid_hw[1]:
             raise ValueError(f"{n} tokens do not form a {grid_hw[0]}x{grid_hw[1]} grid")
-        if min(grid_hw) < 3:
-            raise ValueError(f"token grid {grid_hw[0]}x{grid_hw[1]} is too small for the valid 3x3 conv (min 3)")
+        if min(grid_hw) < self.kernel:
+            raise ValueError(f"token grid {grid_hw[0]}x{grid_hw[1]} is too small for the valid "
+                             f"{self.kernel}x{self.kernel} conv")
         grid = tokens.transpose(1, 2).reshape(b, d, *grid_hw)  # row-major tokens → (B, D, gh, gw)
         x = self.shuffle(self.conv1x1(self.conv3x3(grid)))
         return F.interpolate(x, size=lr_hw, mode="bilinear", align_corners=False)
@@ -79,8 +81,9 @@ class CosineTokenAttention(nn.Module):
     Runs through the fused SDPA kernel, so memory grows linearly with h·w.
     """
 
-    def __init__(self, channels: int, token_feats: int):
+    def __init__(self, channels: int, token_feats: int, kv_stride: int = 1):
         super().__init__()
+        self.kv_stride = kv_stride
         self.query = nn.Conv2d(channels, channels, 1, bias=False)
         self.key = nn.Conv2d(token_feats, channels, 1, bias=False)
         self.value = nn.Conv2d(token_feats, channels, 1, bias=False)
@@ -90,6 +93,8 @@ class CosineTokenAttention(nn.Module):
 
     def forward(self, depth_feats: torch.Tensor, token_map: torch.Tensor) -> torch.Tensor:
         b, c, h, w = depth_feats.shape
+        if self.kv_stride > 1:  # light preset: keys/values on a coarser grid (the map is a smooth resize anyway)
+            token_map = F.avg_pool2d(token_map, self.kv_stride, ceil_mode=True)
         q = F.normalize(self.query(depth_feats).flatten(2), dim=1, eps=1e-6).transpose(1, 2)  # (B, N, C)
         k = F.normalize(self.key(token_map).flatten(2), dim=1, eps=1e-6).transpose(1, 2)
         v = self.value(token_map).flatten(2).transpose(1, 2)
@@ -100,7 +105,7 @@ class CosineTokenAttention(nn.Module):
 class AdditiveTokenFusion(nn.Module):
     """NAIMA+ ablation (paper eq. 11): the projected token map is added instead of attended."""
 
-    def __init__(self, channels: int, token_feats: int):
+    def __init__(self, channels: int, token_feats: int, kv_stride: int = 1):
         super().__init__()
         self.value = nn.Conv2d(token_feats, channels, 1, bias=False)
         nn.init.xavier_uniform_(self.value.weight)
@@ -112,17 +117,21 @@ class AdditiveTokenFusion(nn.Module):
 class GuidedTokenAttention(nn.Module):
     """GTA block: (depth D at LR, tokens T, RGB R) → (E + α·Att(E, P(T)), ResBlock(R)), E = RCABs(D)."""
 
-    def __init__(self, channels: int, feats: int, num_rcabs: int, attention: str):
+    def __init__(self, channels: int, feats: int, num_rcabs: int, attention: str, token_kernel: int = 3,
+                 kv_stride: int = 1, rgb_output: bool = True):
         super().__init__()
         self.depth_encoder = ResidualGroup(channels, num_rcabs)
-        self.token_projector = TokenProjector(feats)
-        self.attention = (CosineTokenAttention if attention == "cosine" else AdditiveTokenFusion)(channels, feats)
-        self.rgb_encoder = ResBlock(feats)
+        self.token_projector = TokenProjector(feats, kernel=token_kernel)
+        attention_cls = CosineTokenAttention if attention == "cosine" else AdditiveTokenFusion
+        self.attention = attention_cls(channels, feats, kv_stride)
+        # The last GTA's RGB output is discarded; only the reference keeps (and computes) it.
+        self.rgb_encoder = ResBlock(feats) if rgb_output else None
 
     def forward(self, depth_feats, tokens, grid_hw, rgb_feats):
         encoded = self.depth_encoder(depth_feats)
         token_map = self.token_projector(tokens, grid_hw, encoded.shape[-2:])
-        return self.attention(encoded, token_map), self.rgb_encoder(rgb_feats)
+        rgb_out = self.rgb_encoder(rgb_feats) if self.rgb_encoder is not None else None
+        return self.attention(encoded, token_map), rgb_out
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,18 +235,24 @@ class NaimaConfig:
         scale: SR factor s (4, 8 or 16).
         num_feats: C0; GTA widths are (C0, 2C0, 2C0, 3C0) and the RGB/token features have C0.
         gta_rcabs: RCABs in each GTA's depth encoder.
+        token_kernel: kernel of the token projector's first (valid) conv: 3 in the paper, 1 in light.
+        attention_kv_stride: keys/values of the GTA attention from the token map average-pooled by this
+            stride (1 in the paper; light uses 4: attention cost falls 16×).
         attention: "cosine" (NAIMA) or "add" (NAIMA+, eq. 11).
         fusion_at: "hr" (paper: back-project depth to the RGB resolution) or "lr" (RGB pixel-unshuffled to LR).
         upsampler: "backprojection" (paper) or "pixelshuffle" (light).
         upsampler_feats, upsampler_out_feats, upsampler_groups, upsampler_rcabs: upsampler sizes.
         dino_pos_grid: side of the stored DINOv2 position table (37 pretrained; reference: img_size/14).
         dino_input_scale: DINOv2 runs on the RGB resized by this factor (1.0 = full resolution).
-        keep_unused: keep the reference's dead layers (spa_att, post, reshaper2) for checkpoint parity.
+        keep_unused: keep the reference's dead layers (spa_att, post, reshaper2, GTA4's RGB ResBlock) for
+            checkpoint parity and Table 4's counts.
     """
 
     scale: int
     num_feats: int = 48
     gta_rcabs: int = 6
+    token_kernel: int = 3
+    attention_kv_stride: int = 1
     attention: str = "cosine"
     fusion_at: str = "hr"
     upsampler: str = "backprojection"
@@ -254,6 +269,8 @@ class NaimaConfig:
             (self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}"),
             (self.num_feats >= 16 and self.num_feats % 16 == 0, f"num_feats must be a multiple of 16 ≥ 16, got {self.num_feats!r}"),
             (self.gta_rcabs >= 0, f"gta_rcabs must be ≥ 0, got {self.gta_rcabs!r}"),
+            (self.token_kernel in (1, 3), f"token_kernel must be 1 or 3, got {self.token_kernel!r}"),
+            (self.attention_kv_stride >= 1, f"attention_kv_stride must be ≥ 1, got {self.attention_kv_stride!r}"),
             (self.attention in ("cosine", "add"), f"attention must be 'cosine' or 'add', got {self.attention!r}"),
             (self.fusion_at in ("hr", "lr"), f"fusion_at must be 'hr' or 'lr', got {self.fusion_at!r}"),
             (self.upsampler in ("backprojection", "pixelshuffle"),
@@ -292,13 +309,17 @@ class Naima(nn.Module):
         self.backbone = DinoV2(pos_grid=config.dino_pos_grid)
         self.backbone.requires_grad_(False)
         self.backbone_identity = "random-init (untrained)"
+        self.backbone_seed: int | None = None  # set when the random backbone is regenerated from a seed
         if config.fusion_at == "hr":
             self.rgb_stem = conv(3, c0, 3)
         else:  # RGB detail kept losslessly as channels at LR
             self.rgb_stem = nn.Sequential(nn.PixelUnshuffle(s), conv(3 * s * s, c0, 3))
         self.depth_stem = conv(1, c0, 3)
         self.act = lrelu(0.2)
-        self.gtas = nn.ModuleList(GuidedTokenAttention(w, c0, config.gta_rcabs, config.attention) for w in widths)
+        self.gtas = nn.ModuleList(GuidedTokenAttention(w, c0, config.gta_rcabs, config.attention,
+                                                       config.token_kernel, config.attention_kv_stride,
+                                                       rgb_output=(i < 3 or config.keep_unused))
+                                  for i, w in enumerate(widths))
         self.fusion_inputs = nn.ModuleList([nn.Conv2d(widths[0], widths[0], 1), nn.Conv2d(widths[1], widths[1], 1),
                                             nn.Conv2d(widths[2], widths[3], 1)])
         self.fusions = nn.ModuleList(FusionBlock(widths[i + (i == 2)], c0, fusion_scale, config.keep_unused)
@@ -327,8 +348,9 @@ class Naima(nn.Module):
         """Tapped DINOv2 tokens and their grid; on a resized image when ``dino_input_scale`` < 1."""
         if self.config.dino_input_scale < 1.0:
             h, w = image.shape[-2:]
-            size = (max(3, round(h * self.config.dino_input_scale / PATCH_SIZE)) * PATCH_SIZE,
-                    max(3, round(w * self.config.dino_input_scale / PATCH_SIZE)) * PATCH_SIZE)
+            k = self.config.token_kernel
+            size = (max(k, round(h * self.config.dino_input_scale / PATCH_SIZE)) * PATCH_SIZE,
+                    max(k, round(w * self.config.dino_input_scale / PATCH_SIZE)) * PATCH_SIZE)
             image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
         grid = (image.shape[-2] // PATCH_SIZE, image.shape[-1] // PATCH_SIZE)
         with torch.no_grad():  # frozen: never build a graph through the backbone
@@ -370,8 +392,8 @@ def check_inputs(image: torch.Tensor, depth: torch.Tensor, config: NaimaConfig) 
                          f"(pad it; naima_ros.inference.Upsampler does)")
     if tuple(depth.shape[-2:]) != (h // s, w // s):
         raise ValueError(f"depth {depth.shape[-2]}x{depth.shape[-1]} must be image {h}x{w} / {s} = {h // s}x{w // s}")
-    # The token projector needs at least a 3×3 token grid.
-    min_side = 3 * PATCH_SIZE / config.dino_input_scale
+    # The token projector needs at least a token_kernel-sized grid (and DINOv2 one patch).
+    min_side = max(config.token_kernel, 1) * PATCH_SIZE / config.dino_input_scale
     if min(h, w) < min_side - 1e-6:
         raise ValueError(f"image {h}x{w} is too small: each side must be ≥ {math.ceil(min_side)} pixels")
 
@@ -391,7 +413,7 @@ PRESETS: dict[str, dict] = {
     # Ablation NAIMA+ (eq. 11): token features added instead of attended.
     "naima_plus": dict(attention="add"),
     # Onboard real time: everything at LR, 2 RCABs per GTA, pixel-shuffle upsampler, DINOv2 at half resolution.
-    "light": dict(num_feats=32, gta_rcabs=2, fusion_at="lr", upsampler="pixelshuffle", upsampler_feats=64,
+    "light": dict(num_feats=32, gta_rcabs=2, token_kernel=1, attention_kv_stride=4, fusion_at="lr", upsampler="pixelshuffle", upsampler_feats=64,
                   upsampler_groups=1, upsampler_rcabs=4, dino_input_scale=0.5),
 }
 
