@@ -217,6 +217,9 @@ class PixelShuffleUpsampler(nn.Module):
             width = nxt
         self.stages = nn.Sequential(*stages)
         self.head = conv(width, 1, 3)
+        # Zero-initialised head: training starts from the bicubic skip and learns a residual.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.refine(self.conv_in(x))))

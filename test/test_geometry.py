@@ -1,0 +1,148 @@
+"""geometry: intrinsics for the output size (ROI, binning, Tx) and PCL-layout point arrays."""
+import numpy as np
+import pytest
+
+from naima_ros.geometry import (XYZ_DTYPE, XYZRGB_DTYPE, depth_to_points, image_size,
+                                output_intrinsics, pack_rgb, resize_rgb)
+
+K = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+P = [500.0, 0.0, 320.0, -25.0, 0.0, 510.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # baseline 5 cm
+
+
+def project(m, xyz):
+    """Pixel coordinates of (N, 3) camera points through K (3, 3) or P (3, 4)."""
+    m = np.asarray(m, dtype=np.float64)
+    h = np.hstack([xyz, np.ones((len(xyz), 1))]) if m.shape[1] == 4 else xyz
+    uvw = h @ m.T
+    return uvw[:, :2] / uvw[:, 2:]
+
+
+def test_hand_case_2x_upscale_keeps_pixel_centres():
+    out = output_intrinsics([100, 0, 50, 0, 100, 40, 0, 0, 1], np.zeros(12), 100, 80, 200, 160)
+    assert (out.width, out.height) == (200, 160)
+    assert (out.fx, out.fy) == (200.0, 200.0)
+    assert (out.cx, out.cy) == (100.5, 80.5)  # (c + 0.5) * 2 - 0.5
+    # a zero P (unrectified driver) becomes [K | 0]
+    np.testing.assert_allclose(out.p[:, :3], out.k)
+    np.testing.assert_allclose(out.p[:, 3], 0)
+
+
+def test_same_size_is_identity():
+    out = output_intrinsics(K, P, 640, 480, 640, 480)
+    np.testing.assert_allclose(out.k, np.reshape(K, (3, 3)))
+    np.testing.assert_allclose(out.p, np.reshape(P, (3, 4)))
+
+
+@pytest.mark.parametrize("binning,roi,out_size", [
+    ((0, 0), None, (1280, 960)),
+    ((2, 2), None, (320, 240)),
+    ((1, 1), (100, 60, 320, 240), (640, 480)),
+    ((2, 4), (64, 32, 512, 384), (1024, 384)),
+])
+def test_projection_matches_pixel_mapping(binning, roi, out_size):
+    """Projecting with K'/P' equals projecting with K/P and then mapping pixels by hand."""
+    rng = np.random.default_rng(0)
+    xyz = np.column_stack([rng.uniform(-1, 1, 50), rng.uniform(-1, 1, 50), rng.uniform(1, 5, 50)])
+    bx, by = max(binning[0], 1), max(binning[1], 1)
+    x0, y0, rw, rh = roi or (0, 0, 640, 480)
+    img_w, img_h = rw // bx, rh // by
+    assert image_size(640, 480, binning_x=binning[0], binning_y=binning[1], roi=roi) == (img_w,
+                                                                                           img_h)
+    sx, sy = out_size[0] / img_w, out_size[1] / img_h
+    out = output_intrinsics(K, P, 640, 480, *out_size, binning_x=binning[0],
+                            binning_y=binning[1], roi=roi)
+    for full, scaled in ((np.reshape(K, (3, 3)), out.k), (np.reshape(P, (3, 4)), out.p)):
+        uv = project(full, xyz)
+        # sensor pixel -> cropped, binned pixel -> resized pixel (centre-aligned)
+        u = ((uv[:, 0] - x0) / bx + 0.5) * sx - 0.5
+        v = ((uv[:, 1] - y0) / by + 0.5) * sy - 0.5
+        np.testing.assert_allclose(project(scaled, xyz), np.column_stack([u, v]), atol=1e-9)
+
+
+def test_tx_scales_with_fx_so_the_baseline_is_kept():
+    out = output_intrinsics(K, P, 640, 480, 160, 120, binning_x=2, binning_y=2)
+    assert out.p[0, 3] == pytest.approx(-25.0 / 2 * (160 / 320))
+    assert -out.p[0, 3] / out.p[0, 0] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("k,roi,match", [
+    ([np.nan] + K[1:], None, "NaN or inf"),
+    ([0.0] + K[1:], None, "degenerate"),
+    (K, (600, 0, 100, 100), "exceeds"),
+])
+def test_intrinsics_errors(k, roi, match):
+    with pytest.raises(ValueError, match=match):
+        output_intrinsics(k, P, 640, 480, 640, 480, roi=roi)
+
+
+def test_point_dtypes_are_pcl_layout():
+    assert XYZ_DTYPE.itemsize == 16 and XYZRGB_DTYPE.itemsize == 32
+    assert [XYZRGB_DTYPE.fields[n][1] for n in "x y z rgb".split()] == [0, 4, 8, 16]
+    assert [XYZ_DTYPE.fields[n][1] for n in "x y z".split()] == [0, 4, 8]
+
+
+def test_pack_rgb_hand_value():
+    packed = pack_rgb(np.array([[1, 2, 3], [255, 0, 128]], dtype=np.uint8))
+    assert packed.dtype == np.float32
+    assert packed.view(np.uint32).tolist() == [0x010203, 0xFF0080]
+
+
+def test_points_hand_case():
+    depth = np.array([[2.0, np.nan], [0.0, 4.0]], dtype=np.float32)
+    pts = depth_to_points(depth, fx=2.0, fy=4.0, cx=0.5, cy=0.5)
+    assert pts.dtype == XYZ_DTYPE and pts.shape == (2, 2)
+    assert (pts[0, 0]["x"], pts[0, 0]["y"], pts[0, 0]["z"]) == (-0.5, -0.25, 2.0)
+    assert (pts[1, 1]["x"], pts[1, 1]["y"], pts[1, 1]["z"]) == (1.0, 0.5, 4.0)
+    for i, j in ((0, 1), (1, 0)):
+        assert all(np.isnan(pts[i, j][n]) for n in "xyz")
+    raw = np.frombuffer(pts.tobytes(), dtype=np.float32).reshape(4, 4)
+    assert (raw[:, 3].view(np.uint32) == 0).all()  # padding bytes zeroed
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_points_match_per_pixel_reference(stride):
+    rng = np.random.default_rng(4)
+    h, w = 7, 10
+    depth = rng.uniform(0.3, 6.0, (h, w)).astype(np.float32)
+    depth[rng.random((h, w)) < 0.25] = np.nan
+    depth[0, 0] = np.inf
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    fx, fy, cx, cy = 9.0, 8.0, 4.7, 3.1
+    pts = depth_to_points(depth, fx, fy, cx, cy, rgb=rgb, stride=stride)
+    assert pts.dtype == XYZRGB_DTYPE
+    assert pts.shape == (-(-h // stride), -(-w // stride))
+    assert len(pts.tobytes()) == pts.size * 32
+    for i in range(pts.shape[0]):
+        for j in range(pts.shape[1]):
+            v, u = i * stride, j * stride
+            z = float(depth[v, u])
+            p = pts[i, j]
+            r, g, b = (int(c) for c in rgb[v, u])
+            assert int(np.float32(p["rgb"]).view(np.uint32)) == (r << 16) | (g << 8) | b
+            if not np.isfinite(z):
+                assert np.isnan(p["x"]) and np.isnan(p["y"]) and np.isnan(p["z"])
+                continue
+            np.testing.assert_allclose([p["x"], p["y"], p["z"]],
+                                       [(u - cx) * z / fx, (v - cy) * z / fy, z], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"depth_m": np.zeros(3)}, r"\(H, W\)"),
+    ({"depth_m": np.zeros((2, 2)), "stride": 0}, "stride"),
+    ({"depth_m": np.zeros((2, 2)), "rgb": np.zeros((2, 3, 3), np.uint8)}, "does not match"),
+])
+def test_points_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        depth_to_points(fx=1, fy=1, cx=0, cy=0, **kwargs)
+
+
+def test_resize_rgb_shape_identity_and_centre_alignment():
+    rgb = np.random.default_rng(5).integers(0, 256, (50, 66, 3), dtype=np.uint8)
+    assert resize_rgb(rgb, 66, 50) is rgb
+    out = resize_rgb(rgb, 64, 48)
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+    # a horizontal ramp stays a ramp sampled at the centre-aligned positions
+    ramp = np.repeat(np.repeat(np.arange(0, 200, 2, dtype=np.uint8)[None, :, None], 3, 2), 4, 0)
+    half = resize_rgb(ramp, 200, 4)[0, :, 0].astype(float)
+    expected = np.clip((np.arange(200) + 0.5) / 2 - 0.5, 0, 99) * 2
+    np.testing.assert_allclose(half, expected, atol=1.0)

@@ -1,0 +1,130 @@
+"""ros.conversions and ros.diagnostics on real sensor_msgs / diagnostic_msgs objects (no DDS)."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from sensor_msgs.msg import CameraInfo, Image, PointField
+from std_msgs.msg import Header
+
+from naima_ros.ros.conversions import (camera_info_image_size, camera_info_to_output,
+                                       depth_from_image, depth_image, points_cloud,
+                                       rgb_from_image, stamp_ns)
+from naima_ros.ros.diagnostics import NodeStats, WarningThrottle, status_message
+
+
+def header(sec=12, nanosec=345, frame="cam"):
+    h = Header(frame_id=frame)
+    h.stamp.sec, h.stamp.nanosec = sec, nanosec
+    return h
+
+
+def info_msg(**kw) -> CameraInfo:
+    info = CameraInfo(width=640, height=480, distortion_model="plumb_bob", d=[0.1, 0, 0, 0, 0],
+                      k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1],
+                      p=[500.0, 0, 320, -30, 0, 500, 240, 0, 0, 0, 1, 0])
+    for key, value in kw.items():
+        setattr(info, key, value)
+    return info
+
+
+def test_stamp_ns():
+    assert stamp_ns(header(3, 7).stamp) == 3_000_000_007
+
+
+def test_depth_image_round_trip_both_encodings():
+    depth = np.array([[1.5, np.nan, 0.25]], dtype=np.float32)
+    for encoding, step in (("32FC1", 12), ("16UC1", 6)):
+        msg = depth_image(depth, header(), encoding)
+        assert isinstance(msg, Image) and (msg.encoding, msg.step) == (encoding, step)
+        assert msg.header.frame_id == "cam" and stamp_ns(msg.header.stamp) == 12_000_000_345
+        back, valid = depth_from_image(msg)
+        assert valid.tolist() == [[True, False, True]]
+        np.testing.assert_allclose(back[valid], [1.5, 0.25])
+
+
+def test_rgb_from_bgra_message_with_padding():
+    px = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    rows = np.concatenate([px.reshape(2, 12), np.zeros((2, 4), np.uint8)], 1)
+    msg = Image(height=2, width=3, encoding="bgra8", step=16, data=rows.tobytes())
+    np.testing.assert_array_equal(rgb_from_image(msg), px[..., 2::-1])
+
+
+def test_camera_info_rescaled_with_binning_roi_and_tx():
+    info = info_msg(binning_x=2, binning_y=2)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 64, 48, 320, 240
+    assert camera_info_image_size(info) == (160, 120)
+    out, intr = camera_info_to_output(info, 640, 480, header())
+    assert (out.width, out.height, out.binning_x, out.binning_y) == (640, 480, 0, 0)
+    assert out.roi.width == 0 and out.header.frame_id == "cam"
+    s = 640 / 160  # binned crop -> output
+    np.testing.assert_allclose(out.k[0], 500 / 2 * s)
+    np.testing.assert_allclose(out.k[2], ((320 - 64) / 2 + 0.5) * s - 0.5)
+    np.testing.assert_allclose(out.k[5], ((240 - 48) / 2 + 0.5) * s - 0.5)
+    np.testing.assert_allclose(out.p[3], -30 / 2 * s)  # Tx scales with fx
+    assert list(out.d) == [0.1, 0, 0, 0, 0] and out.distortion_model == "plumb_bob"
+    assert intr.fx == pytest.approx(out.k[0])
+
+
+def test_camera_info_nan_is_an_error():
+    info = info_msg()
+    info.k[4] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        camera_info_to_output(info, 640, 480, header())
+
+
+@pytest.mark.parametrize("rgb,stride,step,shape", [(True, 1, 32, (4, 6)), (False, 2, 16, (2, 3))])
+def test_points_cloud_message(rgb, stride, step, shape):
+    depth = np.full((4, 6), 2.0, dtype=np.float32)
+    depth[0, 0] = np.nan
+    colors = np.full((4, 6, 3), 7, np.uint8) if rgb else None
+    _, intr = camera_info_to_output(info_msg(), 6, 4, header())
+    msg = points_cloud(depth, intr, header(), colors, stride)
+    assert (msg.height, msg.width) == shape
+    assert (msg.point_step, msg.row_step) == (step, step * shape[1])
+    assert len(msg.data) == msg.row_step * msg.height
+    names = ["x", "y", "z", "rgb"] if rgb else ["x", "y", "z"]
+    assert [f.name for f in msg.fields] == names
+    assert all(f.datatype == PointField.FLOAT32 and f.count == 1 for f in msg.fields)
+    assert [f.offset for f in msg.fields] == [0, 4, 8, 16][:len(names)]
+    z = np.frombuffer(msg.data, "<f4").reshape(shape[0], shape[1], step // 4)[..., 2]
+    assert np.isnan(z[0, 0]) and (z.ravel()[1:] == 2.0).all()
+    assert msg.is_dense is False
+
+
+def test_warning_throttle_per_key():
+    lines = []
+    throttle = WarningThrottle(period_s=3600)
+    assert throttle("a", lines.append, "first a")
+    assert not throttle("a", lines.append, "second a")
+    assert throttle("b", lines.append, "first b")  # another key is not throttled by "a"
+    throttle.period_s = 0.0
+    assert throttle("a", lines.append, "third a")
+    assert lines == ["first a", "first b", "third a (1 similar suppressed)"]
+
+
+def test_node_stats_and_status_message():
+    stats = NodeStats()
+    for _ in range(4):
+        stats.pair_received()
+    for latency in (0.010, 0.020, 0.030):
+        stats.frame_published(latency, latency / 2)
+    stats.drop("superseded")
+    stats.drop("size_mismatch", 2)
+    stats.event("publisher_restart")
+    stats.roll_period()
+    snap = stats.snapshot()
+    assert snap["pairs_received"] == 4 and snap["frames_published"] == 3
+    assert snap["dropped_total"] == 3 and snap["dropped"] == {"superseded": 1, "size_mismatch": 2}
+    assert snap["latency_p50_ms"] == pytest.approx(20.0)
+    assert snap["latency_p95_ms"] == pytest.approx(29.0)
+    assert snap["input_rate_hz"] > 0
+    model = {"checkpoint": "/x.safetensors", "preset": "light", "scale": 8, "device": "cpu",
+             "precision": "fp32", "backbone": "b"}
+    arr = status_message("/ns/naima: depth", "cpu", header().stamp, snap, model, True, "idle", 3)
+    (status,) = arr.status
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN  # drops since the last status
+    assert values["dropped.size_mismatch"] == "2" and values["events.publisher_restart"] == "1"
+    assert values["scale"] == "8" and values["ready"] == "True"
+    ok = status_message("n", "cpu", header().stamp, snap, model, True, "idle", 0).status[0]
+    not_ready = status_message("n", "cpu", header().stamp, snap, model, False, "idle", 0).status[0]
+    assert ok.level == DiagnosticStatus.OK and not_ready.level == DiagnosticStatus.ERROR

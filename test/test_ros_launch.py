@@ -1,0 +1,266 @@
+"""launch/naima.launch.py and config/naima.yaml, tested without the launch system (not installable
+here): statically with ast, by running the file's logic against recording stand-ins for the
+launch API, and end to end by running the `naima_node` console script with exactly the
+parameters and remaps the launch file produces, over real DDS.
+"""
+import os
+
+os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"
+
+import ast  # noqa: E402
+import importlib.util  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+from glob import glob  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import rclpy  # noqa: E402
+import yaml  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+from naima_ros.ros.node import PARAMETERS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "naima.launch.py"
+CONFIG = REPO / "config" / "naima.yaml"
+TIMEOUT = 90.0
+
+
+# ---------------------------------------------------------------------- static
+def test_launch_file_structure_ast():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    imported = {(node.module, alias.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert {("launch", "LaunchDescription"), ("launch.actions", "DeclareLaunchArgument"),
+            ("launch_ros.actions", "Node"), ("launch.substitutions", "LaunchConfiguration"),
+            ("launch.actions", "OpaqueFunction")} <= imported
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+    calls = {n.func.id: n for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {kw.arg for kw in calls["DeclareLaunchArgument"].keywords} == {"default_value",
+                                                                         "description"}
+    # the Node kwargs are built by node_config(); its returned dict literal names them
+    config_fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+                     and n.name == "node_config")
+    returned = next(n.value for n in ast.walk(config_fn) if isinstance(n, ast.Return))
+    keys = {k.value for k in returned.keys}
+    assert {"package", "executable", "name", "namespace", "parameters", "remappings"} <= keys
+
+
+def test_setup_installs_launch_and_config():
+    setup = (REPO / "setup.py").read_text()
+    assert '"launch/*.launch.py"' in setup and '"config/*.yaml"' in setup
+    assert "launch/naima.launch.py" in glob("launch/*.launch.py", root_dir=REPO)
+    assert "config/naima.yaml" in glob("config/*.yaml", root_dir=REPO)
+
+
+def test_config_yaml_declares_every_parameter_with_its_type():
+    doc = yaml.safe_load(CONFIG.read_text())
+    params = doc["/**"]["ros__parameters"]
+    declared = {p.name: p for p in PARAMETERS}
+    assert set(params) == set(declared)
+    for name, value in params.items():
+        assert type(value) is type(declared[name].default), name  # ROS types are strict
+        p = declared[name]
+        if p.int_range:
+            assert p.int_range[0] <= value <= p.int_range[1], name
+        if p.float_range:
+            assert p.float_range[0] <= value <= p.float_range[1], name
+    assert params["checkpoint"] == "checkpoints/naima_light_x{scale}_demo.safetensors"
+    assert params["input_reliability"] == "best_effort" and params["output_reliability"] == \
+        "reliable"
+
+
+# ---------------------------------------------------------------------- launch logic
+class _Recorder:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _stub_launch_modules(monkeypatch):
+    """Recording stand-ins with the launch API names the file uses."""
+    classes = {}
+    for module, names in {"launch": ["LaunchDescription"],
+                          "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
+                          "launch.substitutions": ["LaunchConfiguration"],
+                          "launch_ros": [], "launch_ros.actions": ["Node"]}.items():
+        mod = types.ModuleType(module)
+        for name in names:
+            classes[name] = type(name, (_Recorder,), {})
+            setattr(mod, name, classes[name])
+        monkeypatch.setitem(sys.modules, module, mod)
+
+    class LaunchConfiguration(_Recorder):
+        def perform(self, context):
+            return context[self.args[0]]
+
+    sys.modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
+    return classes
+
+
+def load_launch_module(monkeypatch):
+    classes = _stub_launch_modules(monkeypatch)
+    spec = importlib.util.spec_from_file_location("naima_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, classes
+
+
+def launch_values(module, **overrides):
+    """Launch-argument values as the launch system would resolve them."""
+    description = module.generate_launch_description()
+    declared = [e for e in description.args[0] if type(e).__name__ == "DeclareLaunchArgument"]
+    values = {d.args[0]: d.kwargs["default_value"] for d in declared}
+    values.update(overrides)
+    return description, values
+
+
+def test_launch_arguments_and_node(monkeypatch):
+    module, classes = load_launch_module(monkeypatch)
+    description, values = launch_values(module)
+    assert {"params_file", "namespace", "scale", "checkpoint", "use_sim_time", "rgb_topic",
+            "rgb_info_topic", "depth_topic", "output_prefix"} <= set(values)
+    assert Path(values["params_file"]).resolve() == CONFIG  # source tree fallback here
+    assert values["scale"] == "" and values["checkpoint"] == ""
+    opaque = [e for e in description.args[0] if type(e).__name__ == "OpaqueFunction"]
+    assert len(opaque) == 1
+    (node,) = opaque[0].kwargs["function"](values)
+    assert type(node).__name__ == "Node"
+    kw = node.kwargs
+    assert (kw["package"], kw["executable"], kw["name"]) == ("naima_ros", "naima_node", "naima")
+    assert kw["parameters"] == [values["params_file"], {"use_sim_time": False}]
+    assert kw["remappings"] == []  # defaults are the node's own names
+
+
+def test_launch_overrides_and_remaps(monkeypatch):
+    module, _ = load_launch_module(monkeypatch)
+    _, values = launch_values(module, scale="4", checkpoint="/m/x4.safetensors",
+                              use_sim_time="true", namespace="robot",
+                              rgb_topic="/cam/color/image_raw", depth_topic="/tof/depth",
+                              output_prefix="sr")
+    kw = module.node_config(values)
+    assert kw["namespace"] == "robot"
+    assert kw["parameters"][1] == {"use_sim_time": True, "scale": 4,
+                                   "checkpoint": "/m/x4.safetensors"}
+    assert dict(kw["remappings"]) == {
+        "rgb/image_rect_color": "/cam/color/image_raw", "depth/image_rect": "/tof/depth",
+        "depth_registered/image_rect": "sr/image_rect",
+        "depth_registered/camera_info": "sr/camera_info",
+        "depth_registered/points": "sr/points"}
+
+
+# ---------------------------------------------------------------------- the node as launched
+def ros_args(kw: dict) -> list[str]:
+    """What launch_ros passes to the executable for these Node kwargs."""
+    args = ["--ros-args", "-r", f"__node:={kw['name']}"]
+    if kw["namespace"]:
+        args += ["-r", f"__ns:={kw['namespace']}"]
+    params_file, overrides = kw["parameters"]
+    args += ["--params-file", params_file]
+    for key, value in overrides.items():
+        args += ["-p", f"{key}:={yaml.safe_dump(value).splitlines()[0]}"]
+    for src, dst in kw["remappings"]:
+        args += ["-r", f"{src}:={dst}"]
+    return args
+
+
+def naima_node_executable() -> str:
+    exe = Path(sys.executable).parent / "naima_node"
+    assert exe.is_file(), f"console script naima_node not installed next to {sys.executable}"
+    return str(exe)
+
+
+@pytest.fixture
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+def test_naima_node_console_script_serves_as_launched(monkeypatch, context, tiny_checkpoint):
+    module, _ = load_launch_module(monkeypatch)
+    _, values = launch_values(module, checkpoint=str(tiny_checkpoint(scale=8)),
+                              namespace="/launched", rgb_topic="/cam/color",
+                              depth_topic="/tof/depth", rgb_info_topic="/cam/info",
+                              output_prefix="/sr")
+    cmd = [naima_node_executable()] + ros_args(module.node_config(values)) + [
+        "-p", "warmup_width:=64", "-p", "warmup_height:=48", "-p", "device:=cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = rclpy.create_node("launch_harness", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        rgb_pub = node.create_publisher(Image, "/cam/color", qos)
+        depth_pub = node.create_publisher(Image, "/tof/depth", qos)
+        info_pub = node.create_publisher(CameraInfo, "/cam/info", qos)
+        got = {}
+        for topic, msg_type in (("/sr/image_rect", Image), ("/sr/camera_info", CameraInfo),
+                                ("/sr/points", PointCloud2)):
+            node.create_subscription(msg_type, topic,
+                                     lambda m, t=topic: got.setdefault(t, m), qos)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not (
+                rgb_pub.get_subscription_count() and depth_pub.get_subscription_count()
+                and info_pub.get_subscription_count()):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        # inputs are best-effort (config/naima.yaml): resend until the outputs arrive
+        stamp = 100
+        while time.monotonic() < deadline and len(got) < 3:
+            assert proc.poll() is None, proc.stdout.read()
+            info = CameraInfo(width=64, height=48, k=[40.0, 0, 31.5, 0, 40, 23.5, 0, 0, 1],
+                              p=[40.0, 0, 31.5, 0, 0, 40, 23.5, 0, 0, 0, 1, 0])
+            info_pub.publish(info)
+            rgb = Image(height=48, width=64, encoding="bgr8", step=192,
+                        data=np.full(48 * 64 * 3, 90, np.uint8).tobytes())
+            depth = Image(height=6, width=8, encoding="16UC1", step=16,
+                          data=np.full(48, 1500, "<u2").tobytes())
+            for msg in (rgb, depth):
+                msg.header.stamp.sec = stamp
+                msg.header.frame_id = "cam"
+            rgb_pub.publish(rgb)
+            depth_pub.publish(depth)
+            stamp += 1
+            time.sleep(0.3)
+        assert len(got) == 3, f"outputs seen: {sorted(got)}"
+        image = got["/sr/image_rect"]
+        assert (image.encoding, image.width, image.height) == ("32FC1", 64, 48)
+        assert got["/sr/points"].point_step == 32
+    finally:
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert proc.returncode == 0, output
+    assert "ready: model" in output
+
+
+def test_naima_node_exits_clearly_on_missing_checkpoint():
+    proc = subprocess.run(
+        [naima_node_executable(), "--ros-args", "--params-file", str(CONFIG),
+         "-p", "checkpoint:=/nonexistent/naima_x{scale}.safetensors", "-r", "__ns:=/missing"],
+        capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 1
+    assert "/nonexistent/naima_x8.safetensors" in proc.stderr + proc.stdout
+    assert "not found" in proc.stderr + proc.stdout

@@ -1,0 +1,762 @@
+"""NaimaNode over real DDS (rclpy + Fast DDS), in-process, running the real model (tiny checkpoint).
+
+Each test process gets its own ROS_DOMAIN_ID and localhost-only discovery; each node lives in its
+own namespace. Tests wait on conditions with generous timeouts and never assert timing.
+"""
+import os
+
+os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)  # 1..100: unique per test process
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"  # older distros
+
+import itertools  # noqa: E402
+from pathlib import Path  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import rclpy  # noqa: E402
+import torch  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+from naima_ros.depth_codec import decode_depth  # noqa: E402
+from naima_ros.inference import Upsampler  # noqa: E402
+from naima_ros.ros.node import ModelLoadError, NaimaNode, resolve_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+TIMEOUT = 60.0  # s; generous: the machine may be loaded
+SCALE = 8
+LR_H, LR_W = 6, 8  # -> 48 x 64 output
+K = [40.0, 0.0, 31.5, 0.0, 41.0, 23.5, 0.0, 0.0, 1.0]
+_stamps = itertools.count(1000 * 10)  # units of 0.1 s: strictly increasing across the module
+
+
+def next_stamp_ns() -> int:
+    return next(_stamps) * 100_000_000
+
+
+def wait_for(predicate, timeout=TIMEOUT, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ---------------------------------------------------------------------- frames
+def lr_depth_m(h=LR_H, w=LR_W) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (1.0 + 0.1 * xx + 0.05 * yy).astype(np.float32)
+
+
+def rgb_pixels(hh, ww) -> np.ndarray:
+    rng = np.random.default_rng(hh * 1000 + ww)
+    return rng.integers(0, 256, (hh, ww, 3), dtype=np.uint8)
+
+
+def image_msg(stamp_ns, pixels: np.ndarray, encoding: str, frame="camera_color_optical_frame",
+              step=None, data=None, bigendian=False) -> Image:
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame
+    msg.height, msg.width = pixels.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = bigendian
+    raw = pixels.tobytes()
+    msg.step = step if step is not None else len(raw) // max(msg.height, 1)
+    msg.data = data if data is not None else raw
+    return msg
+
+
+def depth_msg(stamp_ns, depth_m=None, encoding="16UC1", **kw) -> Image:
+    depth_m = lr_depth_m() if depth_m is None else depth_m
+    if encoding in ("16UC1", "mono16"):
+        pixels = np.where(np.isfinite(depth_m), np.rint(depth_m * 1000), 0).astype(
+            ">u2" if kw.get("bigendian") else "<u2")
+    else:
+        pixels = depth_m.astype(">f4" if kw.get("bigendian") else "<f4")
+    return image_msg(stamp_ns, pixels, encoding, **kw)
+
+
+def rgb_msg(stamp_ns, hh=LR_H * SCALE, ww=LR_W * SCALE, encoding="rgb8", **kw) -> Image:
+    return image_msg(stamp_ns, rgb_pixels(hh, ww), encoding, **kw)
+
+
+def camera_info(ww=LR_W * SCALE, hh=LR_H * SCALE, k=K) -> CameraInfo:
+    info = CameraInfo()
+    info.header.frame_id = "camera_color_optical_frame"
+    info.width, info.height = ww, hh
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in k]
+    info.r = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
+    info.p = [float(k[0]), 0.0, float(k[2]), 0.0, 0.0, float(k[4]), float(k[5]), 0.0,
+              0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+# ---------------------------------------------------------------------- model wrapper
+class ControlledUpsampler:
+    """The real Upsampler, with test controls: a one-shot failure, a delay, a warm-up record."""
+
+    def __init__(self, upsampler):
+        self.upsampler = upsampler
+        self.fail_next = False
+        self.delay_s = 0.0
+        self.warmups = []
+        self.calls = 0
+
+    @property
+    def scale(self):
+        return self.upsampler.scale
+
+    def describe(self):
+        return self.upsampler.describe()
+
+    def warmup(self, height, width, iterations=1):
+        self.warmups.append((height, width, iterations))
+        self.upsampler.warmup(height, width, iterations)
+
+    def __call__(self, rgb, depth):
+        self.calls += 1
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("injected inference failure")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self.upsampler(rgb, depth)
+
+
+# ---------------------------------------------------------------------- DDS harness
+class Harness:
+    """A test node in the naima node's namespace: publishes inputs, records every output."""
+
+    def __init__(self, context, executor, namespace):
+        self.ns = namespace
+        self.node = rclpy.create_node("harness", namespace=namespace, context=context)
+        self.lock = threading.Lock()
+        self.images, self.infos, self.clouds = {}, {}, {}
+        self.diag = {}
+        self.logs = []
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.make_publishers()
+        self.info_pub = self.node.create_publisher(CameraInfo, "rgb/camera_info", qos)
+        for msg_type, topic, store in (
+                (Image, "depth_registered/image_rect", self.images),
+                (CameraInfo, "depth_registered/camera_info", self.infos),
+                (PointCloud2, "depth_registered/points", self.clouds)):
+            self.node.create_subscription(msg_type, topic, self._store(store), qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 50)
+        self.node.create_subscription(
+            Log, "/rosout", self._log,
+            QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        executor.add_node(self.node)
+
+    def make_publishers(self):
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.rgb_pub = self.node.create_publisher(Image, "rgb/image_rect_color", qos)
+        self.depth_pub = self.node.create_publisher(Image, "depth/image_rect", qos)
+
+    def destroy_publishers(self):
+        self.node.destroy_publisher(self.rgb_pub)
+        self.node.destroy_publisher(self.depth_pub)
+
+    def _store(self, store):
+        def callback(msg):
+            with self.lock:
+                store[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        return callback
+
+    def _diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.startswith(f"{self.ns}/naima:"):
+                with self.lock:
+                    self.diag = {kv.key: kv.value for kv in status.values}
+
+    def _log(self, msg):
+        with self.lock:
+            self.logs.append((msg.name, msg.level, msg.msg))
+
+    @property
+    def logger_name(self):
+        return f"{self.ns.strip('/').replace('/', '.')}.naima"
+
+    # -- helpers used by tests
+    def connect(self, naima: NaimaNode):
+        wait_for(lambda: (self.rgb_pub.get_subscription_count() >= 1
+                          and self.depth_pub.get_subscription_count() >= 1
+                          and self.info_pub.get_subscription_count() >= 1),
+                 what="naima subscriptions to match")
+        wait_for(lambda: self.diag, what="first diagnostics")
+
+    def counter(self, key: str) -> int:
+        with self.lock:
+            return int(self.diag.get(key, 0))
+
+    def send_info(self, info=None):
+        self.info_pub.publish(info or camera_info())
+
+    def send(self, rgb: Image, depth: Image):
+        self.rgb_pub.publish(rgb)
+        self.depth_pub.publish(depth)
+
+    def output(self, stamp_ns, timeout=TIMEOUT, points=True):
+        key = divmod(stamp_ns, 1_000_000_000)
+
+        def ready():
+            with self.lock:
+                have = key in self.images and key in self.infos
+                return have and (not points or key in self.clouds)
+        wait_for(ready, timeout, what=f"outputs stamped {stamp_ns}")
+        with self.lock:
+            return self.images[key], self.infos[key], self.clouds.get(key)
+
+    def serve_good(self, **kw):
+        """Send a good pair; return its outputs (proves the node is up and serving)."""
+        t = next_stamp_ns()
+        self.send(rgb_msg(t), depth_msg(t))
+        return self.output(t, **kw)
+
+    def expect_drop(self, reason: str, send):
+        """Run `send()`; wait for the drop counter of `reason` to grow and for its warning."""
+        before = self.counter(f"dropped.{reason}")
+        with self.lock:
+            n_logs = len(self.logs)
+        send()
+        wait_for(lambda: self.counter(f"dropped.{reason}") > before,
+                 what=f"dropped.{reason} to grow past {before}")
+        wait_for(lambda: self.warnings(f"[{reason}]", since=n_logs),
+                 what=f"a warning on /rosout naming {reason}")
+        return self.warnings(f"[{reason}]", since=n_logs)
+
+    def warnings(self, text, since=0):
+        with self.lock:
+            return [m for name, level, m in self.logs[since:]
+                    if name == self.logger_name and level == Log.WARN and text in m]
+
+
+class Running:
+    """A NaimaNode + Harness spinning in a background executor."""
+
+    def __init__(self, context, checkpoint, namespace, overrides=None, info=True):
+        self.controlled = []
+
+        def factory(path, device, precision):
+            up = ControlledUpsampler(Upsampler.from_checkpoint(path, device=device,
+                                                               precision=precision))
+            self.controlled.append(up)
+            return up
+
+        params = {"checkpoint": str(checkpoint), "scale": SCALE, "device": "cpu",
+                  "warmup_iterations": 1, "warmup_width": 64, "warmup_height": 48,
+                  "input_reliability": "reliable", "input_depth": 20,
+                  "diagnostics_period": 0.2, "warn_throttle": 0.0,
+                  "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0}
+        params.update(overrides or {})
+        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        self.node = NaimaNode(namespace=namespace, context=context, upsampler_factory=factory,
+                              parameter_overrides=[Parameter(k, value=v)
+                                                   for k, v in params.items()])
+        self.executor.add_node(self.node)
+        self.h = Harness(context, self.executor, namespace)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        self.h.connect(self.node)
+        if info:
+            self.h.send_info()
+            wait_for(lambda: self.node._info is not None, what="camera_info at the node")
+
+    @property
+    def up(self) -> ControlledUpsampler:
+        return self.controlled[-1]
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=5)
+        self.node.destroy_node()
+        self.h.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture(scope="module")
+def ckpt8(tiny_checkpoint):
+    return tiny_checkpoint(scale=8)
+
+
+@pytest.fixture(scope="module")
+def running(context, ckpt8):
+    r = Running(context, ckpt8, "/naima_main")
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def fresh(context, ckpt8):
+    """Factory of a node of its own (for tests that change its state or need none yet)."""
+    made = []
+
+    def make(namespace, **kw):
+        r = Running(context, kw.pop("checkpoint", ckpt8), namespace, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+# ---------------------------------------------------------------------- outputs
+def test_outputs_image_camera_info_and_cloud(running):
+    h = running.h
+    t = next_stamp_ns()
+    depth = lr_depth_m()
+    depth[2, 3] = 0.0  # one invalid LR cell -> an 8 x 8 NaN block in the output
+    rgb = rgb_msg(t)
+    dmsg = depth_msg(t, depth, frame="camera_color_optical_frame")
+    h.send(rgb, dmsg)
+    image, info, cloud = h.output(t)
+
+    assert (image.encoding, image.height, image.width) == ("32FC1", 48, 64)
+    assert image.header.frame_id == dmsg.header.frame_id
+    assert (image.header.stamp.sec, image.header.stamp.nanosec) == (dmsg.header.stamp.sec,
+                                                                    dmsg.header.stamp.nanosec)
+    out, valid = decode_depth(image.data, image.encoding, image.height, image.width, image.step,
+                              image.is_bigendian)
+    assert not valid[16:24, 24:32].any()
+    assert valid.sum() == 48 * 64 - 64
+    assert ((out[valid] >= 0.1) & (out[valid] <= 10.0)).all()
+
+    # CameraInfo: same stamp/frame as the image; the RGB is already 8 x depth, so K is unchanged
+    assert info.header == image.header and (info.width, info.height) == (64, 48)
+    np.testing.assert_allclose(info.k, K)
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], np.reshape(K, (3, 3)))
+    assert (info.binning_x, info.binning_y, info.roi.width) == (0, 0, 0)
+
+    # organised XYZRGB cloud in PCL layout, z = the published depth, NaN for invalid
+    assert cloud.header == image.header
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (48, 64, 32, 64 * 32)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 16, 7, 1)]
+    assert not cloud.is_dense and not cloud.is_bigendian
+    pts = np.frombuffer(cloud.data, dtype="<f4").reshape(48, 64, 8)
+    np.testing.assert_array_equal(pts[..., 2], out)
+    u = np.arange(64, dtype=np.float32)
+    np.testing.assert_allclose(pts[..., 0][valid],
+                               ((u[None, :] - K[2]) / K[0] * out)[valid], rtol=1e-5, atol=1e-6)
+    sent_rgb = np.frombuffer(rgb.data, np.uint8).reshape(48, 64, 3).astype(np.uint32)
+    packed = pts[..., 4].view(np.uint32)
+    np.testing.assert_array_equal(packed, (sent_rgb[..., 0] << 16) | (sent_rgb[..., 1] << 8)
+                                  | sent_rgb[..., 2])
+
+
+def test_diagnostics_report_model_and_rates(running):
+    h = running.h
+    h.serve_good()
+    wait_for(lambda: h.counter("frames_published") >= 1, what="frames_published")
+    wait_for(lambda: h.diag.get("latency_p95_ms", "nan") != "nan", what="latency")
+    with h.lock:
+        d = dict(h.diag)
+    assert d["ready"] == "True"
+    assert d["scale"] == "8" and d["device"] == "cpu" and d["precision"] == "fp32"
+    assert d["preset"] == "light" and d["checkpoint"].endswith(".safetensors")
+    for key in ("input_rate_hz", "output_rate_hz", "latency_p50_ms", "latency_p95_ms",
+                "memory_rss_mb", "dropped_total", "pairs_received"):
+        assert key in d
+    assert float(d["latency_p95_ms"]) >= float(d["latency_p50_ms"]) > 0
+    assert float(d["memory_rss_mb"]) > 0
+
+
+def test_warmup_runs_before_ready(running):
+    # warm-up happened in the constructor, i.e. before the subscriptions existed
+    assert running.up.warmups == [(48, 64, 1)]
+
+
+# ---------------------------------------------------------------------- bad-input matrix
+BAD_INPUTS = {
+    "rgb_encoding": ("unsupported_encoding",
+                     lambda t: (rgb_msg(t, encoding="yuv422"), depth_msg(t))),
+    "depth_encoding": ("unsupported_encoding",
+                       lambda t: (rgb_msg(t), image_msg(t, np.zeros((LR_H, LR_W), np.uint8),
+                                                        "8UC1"))),
+    "size_mismatch": ("size_mismatch", lambda t: (rgb_msg(t, hh=40, ww=56), depth_msg(t))),
+    "non_integer_ratio": ("size_mismatch", lambda t: (rgb_msg(t, hh=46, ww=62), depth_msg(t))),
+    "empty_rgb": ("empty_image", lambda t: (image_msg(t, np.zeros((0, 0, 3), np.uint8), "rgb8"),
+                                            depth_msg(t))),
+    "empty_depth": ("empty_image", lambda t: (rgb_msg(t), image_msg(t, np.zeros((0, 8), "<u2"),
+                                                                    "16UC1"))),
+    "all_invalid_depth": ("all_invalid_depth",
+                          lambda t: (rgb_msg(t), depth_msg(t, np.zeros((LR_H, LR_W))))),
+    "out_of_range_depth": ("all_invalid_depth",
+                           lambda t: (rgb_msg(t), depth_msg(t, np.full((LR_H, LR_W), 50.0),
+                                                            "32FC1"))),
+    "all_nan_depth": ("all_invalid_depth",
+                      lambda t: (rgb_msg(t), depth_msg(t, np.full((LR_H, LR_W), np.nan),
+                                                       "32FC1"))),
+    "zero_stamp": ("zero_stamp", lambda t: (rgb_msg(0), depth_msg(0))),
+    "oversized": ("oversized", lambda t: (rgb_msg(t, hh=96, ww=128),
+                                          depth_msg(t, lr_depth_m(12, 16)))),
+    "step_too_small": ("malformed_image",
+                       lambda t: (rgb_msg(t, step=64 * 3 - 1, data=bytes((64 * 3 - 1) * 48)),
+                                  depth_msg(t))),
+    "data_too_short": ("malformed_image",
+                       lambda t: (rgb_msg(t, data=bytes(64 * 3 * 48 - 5)), depth_msg(t))),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_counted_warned_and_node_keeps_serving(running, case):
+    reason, make = BAD_INPUTS[case]
+    h = running.h
+    t = next_stamp_ns()
+    h.expect_drop(reason, lambda: h.send(*make(t)))
+    h.serve_good()
+
+
+def test_backwards_stamp_dropped_then_served(running):
+    h = running.h
+    t = next_stamp_ns()
+    h.send(rgb_msg(t), depth_msg(t))
+    h.output(t)
+    back = t - 500_000_000  # half a second older than the last served pair
+    h.expect_drop("stamp_backwards", lambda: h.send(rgb_msg(back), depth_msg(back)))
+    h.serve_good()
+
+
+def test_large_backwards_jump_resets_and_serves(running):
+    """A jump back of more than 1 s (bag loop, restarted clock) restarts time instead of dropping
+    everything after it; it is counted as an event and warned about."""
+    h = running.h
+    h.serve_good()
+    before = h.counter("events.time_jump_reset")
+    t = next_stamp_ns() - 30 * 1_000_000_000
+    h.send(rgb_msg(t), depth_msg(t))
+    h.output(t)
+    wait_for(lambda: h.counter("events.time_jump_reset") > before, what="time_jump_reset")
+    assert h.warnings("time jumped back")
+    h.serve_good()
+
+
+def test_nan_camera_info_dropped(running):
+    h = running.h
+    bad = camera_info(k=[np.nan] + K[1:])
+    h.send_info(bad)
+    wait_for(lambda: np.isnan(running.node._info.k[0]), what="bad camera_info at the node")
+    t = next_stamp_ns()
+    lines = h.expect_drop("invalid_camera_info", lambda: h.send(rgb_msg(t), depth_msg(t)))
+    assert "NaN" in lines[0]
+    h.send_info()
+    wait_for(lambda: np.isfinite(running.node._info.k[0]), what="good camera_info at the node")
+    h.serve_good()
+
+
+def test_camera_info_of_another_size_dropped(running):
+    h = running.h
+    h.send_info(camera_info(ww=128, hh=96))
+    wait_for(lambda: running.node._info.width == 128, what="camera_info at the node")
+    t = next_stamp_ns()
+    lines = h.expect_drop("invalid_camera_info", lambda: h.send(rgb_msg(t), depth_msg(t)))
+    assert "128x96" in lines[0] and "64x48" in lines[0]
+    h.send_info()
+    wait_for(lambda: running.node._info.width == 64, what="camera_info at the node")
+    h.serve_good()
+
+
+def test_inference_exception_dropped_then_served(running):
+    h = running.h
+    running.up.fail_next = True
+    t = next_stamp_ns()
+    lines = h.expect_drop("inference_error", lambda: h.send(rgb_msg(t), depth_msg(t)))
+    assert "injected inference failure" in lines[0]
+    h.serve_good()
+
+
+def test_step_padding_and_big_endian_decode_like_plain_data(running):
+    """Padded rows and big-endian depth are valid input: the output equals the plain frame's."""
+    h = running.h
+    t = [next_stamp_ns() for _ in range(4)]
+    pixels = rgb_pixels(48, 64)
+    padded_rows = np.concatenate([pixels.reshape(48, -1), np.full((48, 7), 0xEE, np.uint8)], 1)
+    padded_rgb = image_msg(t[1], pixels, "rgb8", step=64 * 3 + 7, data=padded_rows.tobytes())
+    pairs = [(rgb_msg(t[0]), depth_msg(t[0], encoding="16UC1")),
+             (padded_rgb, depth_msg(t[1], encoding="16UC1", bigendian=True)),
+             (rgb_msg(t[2]), depth_msg(t[2], encoding="32FC1")),
+             (rgb_msg(t[3]), depth_msg(t[3], encoding="32FC1", bigendian=True))]
+    out = []
+    for pair, stamp in zip(pairs, t):
+        h.send(*pair)
+        image = h.output(stamp)[0]
+        out.append(decode_depth(image.data, image.encoding, image.height, image.width,
+                                image.step, image.is_bigendian)[0])
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-5)
+    np.testing.assert_allclose(out[3], out[2], rtol=1e-5)
+
+
+def test_nan_and_inf_depth_pixels_are_invalid_not_fatal(running):
+    h = running.h
+    t = next_stamp_ns()
+    depth = lr_depth_m()
+    depth[0, 0], depth[5, 7] = np.nan, np.inf
+    h.send(rgb_msg(t), depth_msg(t, depth, "32FC1"))
+    image = h.output(t)[0]
+    out, valid = decode_depth(image.data, "32FC1", 48, 64, image.step, image.is_bigendian)
+    assert not valid[:8, :8].any() and not valid[40:, 56:].any()
+    assert valid.sum() == 48 * 64 - 128 and np.isfinite(out[valid]).all()
+
+
+def test_missing_camera_info_dropped_until_it_arrives(fresh):
+    r = fresh("/naima_noinfo", info=False)
+    h = r.h
+    t = next_stamp_ns()
+    h.expect_drop("missing_camera_info", lambda: h.send(rgb_msg(t), depth_msg(t)))
+    h.send_info()
+    wait_for(lambda: r.node._info is not None, what="camera_info at the node")
+    h.serve_good()
+
+
+def test_publisher_restart_is_detected_and_serving_resumes(running):
+    h = running.h
+    before = h.counter("events.publisher_restart")
+    # an unmatched half-pair queued before the restart must not pair with new data
+    h.rgb_pub.publish(rgb_msg(next_stamp_ns()))
+    h.destroy_publishers()
+    wait_for(lambda: running.node._rgb_sub.get_publisher_count() == 0, what="publisher gone")
+    assert h.warnings("has no publisher") or wait_for(lambda: h.warnings("has no publisher"),
+                                                      what="publisher-lost warning")
+    h.make_publishers()
+    h.connect(running.node)
+    wait_for(lambda: h.counter("events.publisher_restart") > before, what="publisher_restart")
+    assert wait_for(lambda: h.warnings("publisher restarted"), what="restart warning")
+    h.serve_good()
+
+
+def test_burst_at_10x_serves_newest_and_counts_superseded(running):
+    h = running.h
+    running.up.delay_s = 1.0  # the model is now far slower than the burst
+    try:
+        before_superseded = h.counter("dropped.superseded")
+        before_pairs = h.counter("pairs_received")
+        stamps = [next_stamp_ns() for _ in range(20)]
+        for t in stamps:
+            h.send(rgb_msg(t), depth_msg(t))
+            time.sleep(0.005)
+        h.output(stamps[-1])  # the newest pair is always served
+        wait_for(lambda: h.counter("pairs_received") >= before_pairs + 20, what="all pairs")
+        wait_for(lambda: h.counter("dropped.superseded") > before_superseded,
+                 what="superseded drops")
+        with h.lock:
+            served = [t for t in stamps if divmod(t, 1_000_000_000) in h.images]
+        assert len(served) < len(stamps)
+        assert h.warnings("[superseded]")
+    finally:
+        running.up.delay_s = 0.0
+    h.serve_good()
+
+
+def test_warnings_are_throttled_but_every_drop_counted(running):
+    h = running.h
+    running.node.set_parameters([Parameter("warn_throttle", value=3600.0)])
+    try:
+        before = h.counter("dropped.zero_stamp")
+        with h.lock:
+            n_logs = len(h.logs)
+        for _ in range(3):
+            h.send(rgb_msg(0), depth_msg(0))
+            wait_for(lambda n=h.counter("dropped.zero_stamp"): h.counter("dropped.zero_stamp")
+                     > n, what="zero_stamp drop")
+        h.serve_good()
+        assert h.counter("dropped.zero_stamp") >= before + 3
+        assert len(h.warnings("[zero_stamp]", since=n_logs)) <= 1
+    finally:
+        running.node.set_parameters([Parameter("warn_throttle", value=0.0)])
+
+
+# ---------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("name,value,reason", [
+    ("scale", 12, "scale must be one of"),
+    ("scale", 5, ""),  # outside the declared range step: rejected by rclpy's range check
+    ("device", "gpu0", "device must be"),
+    ("precision", "fp8", "precision must be one of"),
+    ("output_encoding", "8UC1", "output_encoding must be one of"),
+    ("min_depth", 20.0, "min_depth (20.0) must be below max_depth"),
+    ("points_stride", 0, ""),
+    ("queue_size", 10, ""),  # read-only after start-up
+    ("checkpoint", "/nonexistent/model.safetensors", "not found"),
+    ("checkpoint", "x{bogus}.safetensors", "only placeholder allowed is {scale}"),
+    ("scale", 4, "x8 model but scale is 4"),
+])
+def test_invalid_parameters_rejected_with_reason(running, name, value, reason):
+    before = running.node.get_parameter(name).value
+    result = running.node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful
+    assert reason in result.reason and result.reason
+    assert running.node.get_parameter(name).value == before
+
+
+def test_corrupt_checkpoint_rejected(running, tmp_path):
+    bad = tmp_path / "garbage.safetensors"
+    bad.write_bytes(b"\x80\x04not a safetensors file at all")
+    result = running.node.set_parameters([Parameter("checkpoint", value=str(bad))])[0]
+    assert not result.successful and "safetensors" in result.reason
+
+
+def test_set_parameters_service_over_dds(running, context):
+    """A remote `ros2 param set`: rejection with a reason, then a valid change."""
+    client = running.h.node.create_client(SetParameters, "/naima_main/naima/set_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=TIMEOUT)
+
+        def call(param):
+            future = client.call_async(SetParameters.Request(parameters=[param.to_parameter_msg()]))
+            wait_for(future.done, what="set_parameters response")
+            return future.result().results[0]
+
+        bad = call(Parameter("output_encoding", value="rgb8"))
+        assert not bad.successful and "output_encoding must be one of" in bad.reason
+        ok = call(Parameter("points_stride", value=2))
+        assert ok.successful
+        _, _, cloud = running.h.serve_good()
+        assert (cloud.height, cloud.width) == (24, 32)
+    finally:
+        running.node.set_parameters([Parameter("points_stride", value=1)])
+        running.h.node.destroy_client(client)
+
+
+def test_runtime_output_parameters(running):
+    h, node = running.h, running.node
+    try:
+        node.set_parameters([Parameter("output_encoding", value="16UC1"),
+                             Parameter("points_rgb", value=False)])
+        image, _, cloud = h.serve_good()
+        assert image.encoding == "16UC1" and image.step == 128
+        mm = np.frombuffer(image.data, np.uint16)
+        assert mm.max() > 0 and mm.dtype == np.uint16
+        assert cloud.point_step == 16 and [f.name for f in cloud.fields] == ["x", "y", "z"]
+        node.set_parameters([Parameter("publish_points", value=False)])
+        t = next_stamp_ns()
+        h.send(rgb_msg(t), depth_msg(t))
+        h.output(t, points=False)
+        time.sleep(0.5)
+        with h.lock:
+            assert divmod(t, 1_000_000_000) not in h.clouds
+    finally:
+        node.set_parameters([Parameter("output_encoding", value="32FC1"),
+                             Parameter("points_rgb", value=True),
+                             Parameter("publish_points", value=True)])
+
+
+def test_resize_rgb_to_multiple(fresh):
+    """RGB 66 x 50 with depth 8 x 6 at x8: dropped by default, resized to 64 x 48 when enabled,
+    with the CameraInfo rescaled to the output."""
+    r = fresh("/naima_resize", overrides={"max_input_pixels": 100_000})
+    h = r.h
+    info = camera_info(ww=66, hh=50, k=[40.0, 0, 33.0, 0, 41.0, 25.0, 0, 0, 1])
+    h.send_info(info)
+    wait_for(lambda: r.node._info.width == 66, what="camera_info at the node")
+    t = next_stamp_ns()
+    h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t, hh=50, ww=66), depth_msg(t)))
+    assert r.node.set_parameters([Parameter("resize_rgb_to_multiple", value=True)])[0].successful
+    t = next_stamp_ns()
+    h.send(rgb_msg(t, hh=50, ww=66), depth_msg(t))
+    image, out_info, cloud = h.output(t)
+    assert (image.width, image.height) == (64, 48) and (out_info.width, out_info.height) == (64,
+                                                                                             48)
+    sx, sy = 64 / 66, 48 / 50
+    np.testing.assert_allclose(out_info.k[0], 40.0 * sx)
+    np.testing.assert_allclose(out_info.k[2], (33.0 + 0.5) * sx - 0.5)
+    np.testing.assert_allclose(out_info.k[4], 41.0 * sy)
+    np.testing.assert_allclose(out_info.k[5], (25.0 + 0.5) * sy - 0.5)
+    assert (cloud.width, cloud.height) == (64, 48)
+    # a different aspect ratio cannot be registered: still a drop
+    h.send_info(camera_info(ww=96, hh=48))
+    wait_for(lambda: r.node._info.width == 96, what="camera_info at the node")
+    t = next_stamp_ns()
+    lines = h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t, hh=48, ww=96),
+                                                          depth_msg(t)))
+    assert "aspect" in lines[0]
+
+
+# ---------------------------------------------------------------------- model swaps
+def test_scale_and_checkpoint_swap_in_background(fresh, tiny_checkpoint):
+    r = fresh("/naima_swap")
+    h, node = r.h, r.node
+    ckpt4 = tiny_checkpoint(scale=4)
+    result = node.set_parameters_atomically([Parameter("scale", value=4),
+                                             Parameter("checkpoint", value=str(ckpt4))])
+    assert result.successful, result.reason
+    wait_for(lambda: h.diag.get("scale") == "4", what="x4 model in diagnostics")
+    assert h.counter("events.model_swap") == 1
+    assert r.up.warmups == [(48, 64, 1)]  # the new model was warmed up before the swap
+    # depth 16 x 12 with rgb 64 x 48 is x4
+    h.send_info()
+    t = next_stamp_ns()
+    h.send(rgb_msg(t), depth_msg(t, lr_depth_m(12, 16)))
+    image = h.output(t)[0]
+    assert (image.width, image.height) == (64, 48)
+    t = next_stamp_ns()
+    lines = h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t), depth_msg(t)))
+    assert "model scale 4" in lines[0] and "8x6" in lines[0] and "64x48" in lines[0]
+
+
+def test_failed_swap_keeps_old_model_and_reverts(fresh, ckpt8, tmp_path):
+    """A file whose metadata is fine but whose tensors do not fit passes the cheap check and then
+    fails to load: the old model keeps serving and the parameter goes back."""
+    r = fresh("/naima_badswap")
+    h, node = r.h, r.node
+    with safe_open(str(ckpt8), framework="pt") as f:
+        metadata = f.metadata()
+    wrong = tmp_path / "wrong_tensors_x8.safetensors"
+    save_file({"not_a_naima_weight": torch.zeros(3)}, str(wrong), metadata=metadata)
+    result = node.set_parameters([Parameter("checkpoint", value=str(wrong))])[0]
+    assert result.successful  # the cheap check passes; the load happens in the background
+    wait_for(lambda: h.counter("events.model_swap_failed") >= 1, what="model_swap_failed")
+    wait_for(lambda: node.get_parameter("checkpoint").value == str(ckpt8),
+             what="checkpoint parameter reverted")
+    wait_for(lambda: h.diag.get("model_swap", "").startswith("failed"), what="swap state")
+    assert str(wrong) in h.diag["model_swap"]
+    assert h.diag["checkpoint"] == str(ckpt8)
+    h.serve_good()  # still the old x8 model
+
+
+def test_startup_fails_clearly_without_checkpoint(context):
+    with pytest.raises(ModelLoadError, match=r"not found; looked in: .*nowhere_x8"):
+        NaimaNode(namespace="/naima_fail", context=context,
+                  parameter_overrides=[Parameter("checkpoint", value="nowhere_x{scale}.st")])
+
+
+def test_resolve_checkpoint_placeholder_cwd_and_share_dirs(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "m_x4.safetensors"
+    target.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("models/m_x{scale}.safetensors", 4) == tmp_path / target.relative_to(
+        tmp_path)
+    assert resolve_checkpoint(str(target), 8) == target  # absolute, no placeholder
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_checkpoint("checkpoints/absent_x{scale}.safetensors", 16)
+    message = str(err.value)
+    assert "checkpoints/absent_x16.safetensors" in message
+    # looked in the current directory, the venv's share/naima_ros and the source tree
+    assert str(tmp_path) in message and "share/naima_ros" in message
+    assert str(Path(__file__).resolve().parents[1]) in message
+    with pytest.raises(ValueError, match="placeholder"):
+        resolve_checkpoint("m_{size}.safetensors", 8)
