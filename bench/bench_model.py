@@ -1,0 +1,253 @@
+"""Benchmark of the network on CPU (not a test): latency, achieved GFLOP/s vs this machine's conv GFLOP/s.
+
+For each preset and scale, at a 640x480 output (the Upsampler's padding included, as a node runs it):
+- latency: median of --runs forward passes after --warmup ones (``Upsampler.predict_normalised``,
+  ``torch.inference_mode``, fp32 and bf16 autocast);
+- achieved GFLOP/s = FLOPs of that forward (``FlopCounterMode`` on the meta device, see
+  ``naima_ros.info``) / median latency;
+- ratio = achieved GFLOP/s / the GFLOP/s of one large 3x3 convolution (64->64 channels at 256x256,
+  the best case for this CPU's kernels), measured in the same process at the same precision;
+- peak RSS of the configuration (VmHWM, reset before each configuration) and minor page faults per
+  forward pass;
+- all of it twice: with glibc's default allocator settings and with raised malloc thresholds
+  (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_). glibc reads them only at
+  process start, so each allocator setting runs in a child process started with its environment.
+
+Presets: light at x4/x8/x16 always; --big adds naima and reference at x8 (slow: ~5 TFLOP per
+forward at 504x672, tens of seconds each on 2 cores).
+
+Usage:
+    .venv/bin/python bench/bench_model.py                       # light, x4/x8/x16, fp32+bf16, both allocators
+    .venv/bin/python bench/bench_model.py --big                 # + naima/reference x8
+    .venv/bin/python bench/bench_model.py --quick --scales 8    # a short look while developing
+Writes bench/results/model_<date>.json and prints a table. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+# Raised thresholds: big tensors come from (and go back to) the heap instead of fresh mmap/munmap
+# pairs, so repeated forward passes stop paying page faults for every activation.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30),
+                "MALLOC_TOP_PAD_": str(1 << 30)}
+ALLOCATORS = ("default", "tuned")
+PRECISIONS = ("fp32", "bf16")
+CONV_SHAPE = (64, 64, 256, 256)  # in channels, out channels, H, W; 3x3, stride 1, padding 1
+
+
+# --------------------------------------------------------------------------------------- child side
+
+def _peak_rss_reset() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process; False if not supported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole-process peak (KB on Linux)
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _time(fn, runs: int, warmup: int) -> tuple[float, list[float], float]:
+    """(median seconds, all times, minor page faults per timed run) of fn() after warm-up runs."""
+    for _ in range(warmup):
+        fn()
+    times, faults = [], _minor_faults()
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, (_minor_faults() - faults) / max(runs, 1)
+
+
+def conv_peak(precision: str, runs: int, warmup: int) -> dict:
+    """GFLOP/s of one large 3x3 convolution: this machine's practical conv ceiling at a precision."""
+    import torch
+
+    cin, cout, height, width = CONV_SHAPE
+    conv = torch.nn.Conv2d(cin, cout, 3, padding=1).eval()
+    x = torch.randn(1, cin, height, width)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+
+    def step():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=precision != "fp32"):
+            conv(x)
+
+    flops = 2 * cin * 9 * cout * height * width
+    median, times, _ = _time(step, runs, warmup)
+    return {"shape": f"conv3x3 {cin}->{cout} at {height}x{width}", "precision": precision, "flops": flops,
+            "median_s": median, "gflops_per_s": flops / median / 1e9, "times_s": times}
+
+
+def model_case(preset: str, scale: int, precision: str, height: int, width: int, runs: int, warmup: int) -> dict:
+    """Latency, FLOPs and peak RSS of one preset/scale/precision at an output of height x width."""
+    import torch
+
+    from naima_ros import info
+    from naima_ros.inference import Upsampler
+    from naima_ros.model import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: same cost
+        model = build_model(preset, scale, seed=0, warn_untrained=False)
+        meta_model = info._build(preset, scale, "meta")
+    net_h, net_w = info.network_size(model.config, height, width)
+    flops = info.count_flops(meta_model, net_h, net_w, device="meta")["flops"]
+    upsampler = Upsampler(model, {}, device="cpu", precision=precision)
+    rgb = torch.randn(1, 3, height // scale * scale, width // scale * scale)
+    depth = torch.rand(1, 1, height // scale, width // scale)
+    reset = _peak_rss_reset()
+    median, times, faults = _time(lambda: upsampler.predict_normalised(rgb, depth), runs, warmup)
+    return {"preset": preset, "scale": scale, "precision": precision, "output_size": [height, width],
+            "network_size": [net_h, net_w], "flops": flops, "median_s": median, "times_s": times,
+            "gflops_per_s": flops / median / 1e9, "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "peak_rss_scope": "this configuration (VmHWM reset after the model was built)" if reset
+            else "whole process (VmHWM reset unsupported)", "minor_faults_per_forward": faults}
+
+
+def child(config: dict) -> dict:
+    import torch
+
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    result = {"allocator": config["allocator"],
+              "malloc_env": {k: os.environ.get(k) for k in TUNED_MALLOC},
+              "threads": torch.get_num_threads(), "conv": {}, "cases": []}
+    for precision in config["precisions"]:
+        result["conv"][precision] = conv_peak(precision, config["runs"], config["warmup"])
+    for preset, scale in config["cases"]:
+        for precision in config["precisions"]:
+            case = model_case(preset, scale, precision, config["height"], config["width"], config["runs"],
+                              config["warmup"])
+            case["ratio_to_conv"] = case["gflops_per_s"] / result["conv"][precision]["gflops_per_s"]
+            result["cases"].append(case)
+            print(f"  [{config['allocator']}] {preset} x{scale} {precision}: {case['median_s'] * 1e3:.0f} ms, "
+                  f"{case['gflops_per_s']:.1f} GFLOP/s", file=sys.stderr, flush=True)
+    return result
+
+
+# -------------------------------------------------------------------------------------- parent side
+
+def run_child(allocator: str, config: dict) -> dict:
+    """Start this script again with the allocator's environment; glibc reads it only at start-up."""
+    env = {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC}
+    if allocator == "tuned":
+        env.update(TUNED_MALLOC)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "child.json"
+        command = [sys.executable, str(Path(__file__).resolve()),
+                   "--child", json.dumps({**config, "allocator": allocator}), "--child-out", str(out)]
+        subprocess.run(command, env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def machine() -> dict:
+    import torch
+
+    cpu, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            lines = handle.read().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
+        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "libc": " ".join(platform.libc_ver()),
+            "cpu_flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})}
+
+
+def table(results: dict) -> str:
+    lines = [f"{'preset':<10}{'x':>3} {'prec':<5}{'alloc':<8}{'net size':>10}{'GFLOP':>8}{'ms':>9}"
+             f"{'GFLOP/s':>9}{'conv':>8}{'ratio':>7}{'RSS MB':>9}{'faults':>9}"]
+    for run in results["runs"]:
+        for case in run["cases"]:
+            conv = run["conv"][case["precision"]]["gflops_per_s"]
+            lines.append(f"{case['preset']:<10}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
+                         f"{'x'.join(map(str, case['network_size'])):>10}{case['flops'] / 1e9:>8.1f}"
+                         f"{case['median_s'] * 1e3:>9.1f}{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
+                         f"{case['ratio_to_conv']:>7.2f}{case['peak_rss_mb']:>9.0f}"
+                         f"{case['minor_faults_per_forward']:>9.0f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="4,8,16", help="scales of the light preset (default 4,8,16)")
+    parser.add_argument("--big", action="store_true", help="also naima and reference at x8 (slow)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--allocators", default="default,tuned", help="comma-separated: default, tuned")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per configuration (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--quick", action="store_true", help="--runs 2 --warmup 1: a short look")
+    parser.add_argument("--size", default="480x640", help="output HxW (default 480x640)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--output", help="JSON path (default bench/results/model_<date>.json)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        result = child(json.loads(args.child))
+        Path(args.child_out).write_text(json.dumps(result))
+        return 0
+    if args.quick:
+        args.runs, args.warmup = 2, 1
+    scales = [int(s) for s in args.scales.split(",")]
+    precisions = [p for p in args.precisions.split(",") if p]
+    allocators = [a for a in args.allocators.split(",") if a]
+    if not (set(precisions) <= set(PRECISIONS) and set(allocators) <= set(ALLOCATORS) and set(scales) <= {4, 8, 16}):
+        parser.error(f"precisions from {PRECISIONS}, allocators from {ALLOCATORS}, scales from 4,8,16")
+    height, width = (int(v) for v in args.size.lower().split("x"))
+    cases = [("light", s) for s in scales] + ([("naima", 8), ("reference", 8)] if args.big else [])
+    config = {"cases": cases, "precisions": precisions, "runs": args.runs, "warmup": args.warmup,
+              "height": height, "width": width, "threads": args.threads}
+    started = time.perf_counter()
+    results = {"tool": "bench/bench_model.py", "date": dt.datetime.now().isoformat(timespec="seconds"),
+               "machine": machine(), "config": config, "tuned_malloc_env": TUNED_MALLOC, "runs": []}
+    for allocator in allocators:
+        print(f"allocator {allocator}: child process", file=sys.stderr, flush=True)
+        results["runs"].append(run_child(allocator, config))
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    text = table(results)
+    print(text)
+    print("ratio = achieved GFLOP/s of the model / GFLOP/s of a 64->64 3x3 conv at 256x256, same precision and "
+          "allocator; faults = minor page faults per forward pass")
+    output = Path(args.output) if args.output else RESULTS / f"model_{dt.date.today().isoformat()}.json"
+    if not args.output and output.exists():
+        output = RESULTS / f"model_{dt.datetime.now().strftime('%Y-%m-%d_%H%M%S')}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {output} ({results['wall_s']} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""``naima-train``: train NAIMA the way the paper did (SPEC.md section 5), on one CPU or many GPUs.
+
+Reads like a story: defaults (``TrainConfig``) → YAML (``config/train/*.yaml``) → ``--key=value``
+overrides → derived settings → model (fresh or resumed) → optimizer and schedule → DDP wrap →
+loop (progress bar, CSV log, loss plot, periodic validation, atomic checkpoints every epoch).
+
+Scale-out: launch with ``torchrun --nproc_per_node N naima-train ...``; ranks read ``RANK`` /
+``WORLD_SIZE`` from the environment, use NCCL on GPUs and gloo on CPUs, and only rank 0 logs and
+saves. The batch size is per process.
+
+Resume: ``<out>/last.safetensors`` (the model, a normal naima_ros checkpoint) and
+``<out>/last.resume.safetensors`` (Adam moments and step counts, scheduler, epoch, RNG state) are
+written atomically after every epoch. Data order and augmentation are pure functions of
+(seed, epoch, index), so a resumed run continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from naima_ros.checkpoint import atomic_write, load_checkpoint, save_checkpoint, use_seeded_backbone
+from naima_ros.model.naima import build_model
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. Units in comments; the resolved config is saved with the run."""
+
+    # model
+    preset: str = "reference"
+    scale: int = 8
+    model_overrides: dict = field(default_factory=dict)
+    backbone_weights: str | None = None  # dinov2_vits14_pretrain.pth / HF safetensors; None: seeded random
+    backbone_seed: int = 0  # regenerates the random frozen backbone when no file is given
+    # data
+    dataset: str = "nyu_mat"  # nyu_mat | nyu_npy | rgbdd | tofdsr | shared_rgbdd360 | synthetic
+    data_path: str | None = None  # file or folder of the dataset (shared_rgbdd360: the shared data root)
+    max_real_frames: int | None = None  # use only the first N real frames (smoke runs)
+    synthetic_count: int = 0  # procedural scenes mixed into the training set
+    synthetic_size: tuple = (384, 512)  # (H, W) px of procedural scenes
+    patch: int = 448  # training patch side, px (reference: 420 at x4, 448 at x8/x16)
+    repeat: int = 2  # an epoch visits every source this many times (reference: 2)
+    augmentation: bool = True
+    clamp_rgb: bool = False  # the reference's clamp of standardised RGB to [0, 1] (SPEC.md 6.10)
+    num_workers: int = 0
+    # optimisation
+    epochs: int = 200
+    batch_size: int = 1  # per process
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    milestones: tuple = (50, 100, 150)  # epochs at which lr *= gamma
+    gamma: float = 0.3
+    grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
+    grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
+    masked_loss: bool = False  # average the loss over valid GT pixels only (reference: all pixels)
+    max_minutes: float | None = None  # wall-time budget; stops after the epoch that crosses it
+    seed: int = 0
+    # bookkeeping
+    out: str = "runs/naima"
+    val_every: int = 0  # epochs between validations (0: never, as the reference)
+    val_set: str = "synthetic"  # synthetic | motorcycle | middlebury | lu (never train-time model selection)
+    val_images: int = 8
+    keep_every: int = 0  # also keep epoch_<N>.safetensors every N epochs (reference: 5)
+    device: str = "auto"
+
+    def __post_init__(self):
+        self.synthetic_size, self.betas, self.milestones = (tuple(self.synthetic_size), tuple(self.betas),
+                                                           tuple(self.milestones))
+        checks = [
+            (self.grad_loss in ("sobel", "diff"), f"grad_loss must be 'sobel' or 'diff', got {self.grad_loss!r}"),
+            (self.dataset in DATASETS, f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}"),
+            (self.patch % self.scale == 0, f"patch {self.patch} must be a multiple of scale {self.scale}"),
+            (self.epochs >= 1 and self.batch_size >= 1 and self.repeat >= 1, "epochs, batch_size, repeat must be ≥ 1"),
+            (self.val_set in ("synthetic", "motorcycle", "middlebury", "lu"), f"unknown val_set {self.val_set!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig: {message}")
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    """Defaults → YAML → ``--key=value`` (YAML syntax for values); unknown keys and bad types rejected."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values: dict = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read training config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
+        values.update(loaded)
+    for item in overrides:
+        if not item.startswith("--") or "=" not in item:
+            raise ValueError(f"override {item!r} must look like --key=value")
+        key, raw = item[2:].split("=", 1)
+        values[key.replace("-", "_")] = yaml.safe_load(raw)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown training config key(s) {unknown}; valid: {sorted(fields)}")
+    defaults = TrainConfig()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if value is None or default is None:
+            continue
+        expected = type(default)
+        if expected is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+                values[key] = float(value)
+            except ValueError:
+                raise ValueError(f"training config {key}={value!r}: expected float") from None
+        elif expected is tuple and isinstance(value, list):
+            values[key] = tuple(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f"training config {key}={value!r}: expected {expected.__name__}")
+    return TrainConfig(**values)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def load_frames(cfg: TrainConfig):
+    """The real training frames of ``cfg.dataset`` (empty for 'synthetic')."""
+    from naima_ros.data import nyu, rgbdd, shared, tofdsr
+
+    def need_path():
+        if not cfg.data_path:
+            raise ValueError(f"dataset {cfg.dataset!r} needs data_path")
+        return cfg.data_path
+
+    if cfg.dataset == "synthetic":
+        return []
+    frames = {
+        "nyu_mat": lambda: nyu.load_nyu_mat(need_path(), split="train"),
+        "nyu_npy": lambda: nyu.load_prepared_split(need_path(), split="train"),
+        "rgbdd": lambda: rgbdd.load_rgbdd(need_path(), split="train"),
+        "tofdsr": lambda: tofdsr.load_tofdsr(need_path(), split="train"),
+        "shared_rgbdd360": lambda: shared.load_rgbdd_train360(cfg.data_path),
+    }[cfg.dataset]()
+    if cfg.max_real_frames is not None:
+        frames = [frames[i] for i in range(min(cfg.max_real_frames, len(frames)))]
+    elif cfg.dataset == "shared_rgbdd360":  # small enough to hold decoded in memory
+        frames = list(frames)
+    return frames
+
+
+DATASETS = ("nyu_mat", "nyu_npy", "rgbdd", "tofdsr", "shared_rgbdd360", "synthetic")
+
+
+def validation_frames(cfg: TrainConfig):
+    from naima_ros.data import motorcycle, shared
+    from naima_ros.data.synthetic import generate_scene
+
+    if cfg.val_set == "synthetic":  # seeds far from the training scenes'
+        return [generate_scene(10_000_000 + i, 240, 320).to_frame(f"val_{i}") for i in range(cfg.val_images)]
+    if cfg.val_set == "motorcycle":
+        return [motorcycle.load_motorcycle()]
+    frames = shared.load_test_set("Middlebury" if cfg.val_set == "middlebury" else "Lu", cfg.data_path
+                                  if cfg.dataset == "shared_rgbdd360" else None)
+    return [frames[i] for i in range(min(cfg.val_images, len(frames)))]
+
+
+# ------------------------------------------------------------------------------------------ loss
+
+
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def gradient_loss(pred: torch.Tensor, target: torch.Tensor, operator: str, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean L1 between image gradients: Sobel x + Sobel y (reference code) or forward differences (paper)."""
+    if operator == "sobel":
+        kx = SOBEL_X.to(pred).view(1, 1, 3, 3)
+        ky = SOBEL_X.t().to(pred).reshape(1, 1, 3, 3)
+        terms = [(F.conv2d(pred, k, padding=1), F.conv2d(target, k, padding=1)) for k in (kx, ky)]
+        masks = [mask, mask]
+    else:
+        terms = [(pred.diff(dim=-1), target.diff(dim=-1)), (pred.diff(dim=-2), target.diff(dim=-2))]
+        masks = [None, None] if mask is None else [mask[..., :, 1:] & mask[..., :, :-1],
+                                                   mask[..., 1:, :] & mask[..., :-1, :]]
+    return sum(masked_l1(a, b, m) for (a, b), m in zip(terms, masks))
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return (pred - target).abs().mean()
+    weight = mask.to(pred.dtype)
+    return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def training_loss(pred, target, cfg: TrainConfig, valid=None) -> torch.Tensor:
+    """L1 + λ · gradient-L1 (SPEC.md 5)."""
+    mask = valid if cfg.masked_loss else None
+    return masked_l1(pred, target, mask) + cfg.grad_weight * gradient_loss(pred, target, cfg.grad_loss, mask)
+
+
+def lr_at_epoch(cfg: TrainConfig, epoch: int) -> float:
+    """MultiStepLR as a pure function: lr · γ^(number of milestones ≤ epoch) (0-based epochs)."""
+    return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+
+
+# ------------------------------------------------------------------------------------------ resume state
+
+
+def save_resume_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, extra: dict) -> None:
+    """Optimizer moments as safetensors tensors + scalars as JSON metadata (no pickle)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, per_param in state["state"].items():
+        for name, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{name}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"epoch": epoch, "param_groups": state["param_groups"], "scalars": scalars, **extra}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"resume": json.dumps(meta)}))
+
+
+def load_resume_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["resume"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def validate(model, frames, scale: int, device) -> dict:
+    """Mean per-image RMSE (in each frame's reporting unit) of the model and of bicubic, corrected protocol."""
+    from naima_ros.data.datasets import make_test_sample
+    from naima_ros.eval.metrics import reference_rmse
+    from naima_ros.inference import Upsampler
+
+    upsampler = Upsampler(model, device=device)
+    ours, bicubic = [], []
+    was_training = model.training
+    model.eval()
+    for frame in frames:
+        sample = make_test_sample(frame, scale)
+        pred = upsampler.predict_normalised(sample["rgb"][None], sample["depth_lr"][None])[0, 0].numpy()
+        up = F.interpolate(sample["depth_lr"][None], scale_factor=scale, mode="bicubic", align_corners=False)
+        args = (sample["depth_hr"][0].numpy(), sample["minmax"].numpy(), sample["rmse_scale"])
+        ours.append(reference_rmse(pred, *args))
+        bicubic.append(reference_rmse(up[0, 0].numpy(), *args))
+    model.train(was_training)
+    return {"val_rmse": float(np.mean(ours)), "val_rmse_bicubic": float(np.mean(bicubic))}
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def plot_log(log_path: Path, png_path: Path) -> None:
+    """Loss and validation curves per epoch, for a person to glance at."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = list(csv.DictReader(open(log_path)))
+    if not rows:
+        return
+    fig = Figure(figsize=(8, 3.2))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    epochs = [int(r["epoch"]) for r in rows]
+    ax1.plot(epochs, [float(r["loss"]) for r in rows])
+    ax1.set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss")
+    val = [(int(r["epoch"]), float(r["val_rmse"]), float(r["val_rmse_bicubic"])) for r in rows if r.get("val_rmse")]
+    if val:
+        ax2.plot([v[0] for v in val], [v[1] for v in val], "o-", label="model")
+        ax2.plot([v[0] for v in val], [v[2] for v in val], "--", label="bicubic")
+        ax2.legend()
+    ax2.set(xlabel="epoch", ylabel="RMSE", title="validation")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+
+
+def distributed_setup() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training; returns the final metrics. Rank 0 writes ``cfg.out``."""
+    from naima_ros.data.datasets import TrainDataset
+    from naima_ros.inference import resolve_device
+
+    rank, world = distributed_setup()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+    out = Path(cfg.out)
+    last, resume_path = out / "last.safetensors", out / "last.resume.safetensors"
+    is_main = rank == 0
+
+    # model: fresh or resumed
+    resuming = last.is_file() and resume_path.is_file()
+    if resuming:
+        model, meta = load_checkpoint(last)
+        if meta["training"].get("config", {}).get("preset") != cfg.preset or model.scale != cfg.scale:
+            raise ValueError(f"{last} was trained as {meta['preset']} x{meta['scale']}, but the config asks for "
+                             f"{cfg.preset} x{cfg.scale}; use another --out")
+    else:
+        model = build_model(cfg.preset, cfg.scale, backbone_weights=cfg.backbone_weights, seed=cfg.seed,
+                            **cfg.model_overrides)
+        if cfg.backbone_weights is None:
+            use_seeded_backbone(model, cfg.backbone_seed)
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+    start_epoch, elapsed_before = 0, 0.0
+    if resuming:
+        state = load_resume_state(resume_path, optimizer)
+        start_epoch, elapsed_before = state["epoch"] + 1, state.get("elapsed_s", 0.0)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.preset == "reference")  # the reference has dead layers
+
+    data = TrainDataset(load_frames(cfg), scale=cfg.scale, patch=cfg.patch, repeat=cfg.repeat,
+                        synthetic_count=cfg.synthetic_count, synthetic_size=cfg.synthetic_size, seed=cfg.seed,
+                        augmentation=cfg.augmentation, clamp_rgb=cfg.clamp_rgb, cache_synthetic=True)
+    sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=device.type == "cuda", drop_last=True,
+                        persistent_workers=cfg.num_workers > 0)
+    val_frames = validation_frames(cfg) if cfg.val_every and is_main else []
+
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg))),
+                                                         sort_keys=False))
+        counts = {"trainable": sum(p.numel() for p in trainable),
+                  "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)}
+        print(f"naima-train: {cfg.preset} x{cfg.scale}, {counts['trainable']:,} trainable / {counts['frozen']:,} "
+              f"frozen parameters, {len(data)} samples/epoch, {world} process(es), device {device}"
+              + (f", resuming at epoch {start_epoch}" if resuming else ""), flush=True)
+    log_path = out / "log.csv"
+    log_fields = ["epoch", "loss", "lr", "seconds", "samples_per_s", "val_rmse", "val_rmse_bicubic"]
+    if is_main and not log_path.exists():
+        with open(log_path, "w", newline="") as f:
+            csv.DictWriter(f, log_fields).writeheader()
+
+    t_start = time.time()
+    metrics: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = lr_at_epoch(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        data.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        t0, losses = time.time(), []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main, leave=False,
+                   dynamic_ncols=True, file=sys.stderr)
+        for batch in bar:
+            rgb, depth_lr = batch["rgb"].to(device), batch["depth_lr"].to(device)
+            target, valid = batch["depth_hr"].to(device), batch["valid"].to(device)
+            pred = net(rgb, depth_lr)
+            loss = training_loss(pred, target, cfg, valid)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if not math.isfinite(loss.item()):  # the reference's NaN guard
+                raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}")
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{lr:.1e}")
+        seconds = time.time() - t0
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "seconds": round(seconds, 2),
+               "samples_per_s": round(len(losses) * cfg.batch_size * world / max(seconds, 1e-9), 3)}
+        elapsed = elapsed_before + time.time() - t_start
+        out_of_time = cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes
+        if val_frames and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or out_of_time):
+            row.update(validate(model, val_frames, cfg.scale, device))
+        if is_main:
+            with open(log_path, "a", newline="") as f:
+                csv.DictWriter(f, log_fields).writerow(row)
+            metrics = {k: v for k, v in row.items() if k != "epoch"}
+            training = {"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "elapsed_s": round(elapsed, 1),
+                        "stopped_early": out_of_time and epoch + 1 < cfg.epochs}
+            save_checkpoint(last, model, preset=cfg.preset, training=training, metrics=metrics)
+            save_resume_state(resume_path, optimizer, epoch, {"elapsed_s": elapsed})
+            if cfg.keep_every and (epoch + 1) % cfg.keep_every == 0:
+                save_checkpoint(out / f"epoch_{epoch + 1}.safetensors", model, preset=cfg.preset, training=training,
+                                metrics=metrics)
+            plot_log(log_path, out / "training.png")
+            print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        if out_of_time:
+            if is_main:
+                print(f"naima-train: wall-time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}",
+                      flush=True)
+            break
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="naima-train", description="Train NAIMA. Settings: TrainConfig defaults, then --config YAML, then "
+                                        "--key=value overrides (e.g. --epochs=2 --out=runs/x).")
+    parser.add_argument("--config", help="YAML file of TrainConfig fields (see config/train/)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        cfg = load_config(args.config, overrides)
+        if args.print_config:
+            print(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg))), sort_keys=False))
+            return 0
+        train(cfg)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"naima-train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""naima-train: config precedence, loss, schedule, exact resume, kill safety, DDP (gloo, 2 processes)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from naima_ros.checkpoint import load_checkpoint
+from naima_ros.train import TrainConfig, gradient_loss, load_config, lr_at_epoch, main, training_loss
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--preset=light", "--scale=8", "--dataset=synthetic", "--synthetic_count=4", "--synthetic_size=[96, 128]",
+        "--patch=64", "--batch_size=2", "--repeat=1", "--lr=1e-3", "--milestones=[1]", "--seed=3"]
+
+
+def weights(path):
+    model, _ = load_checkpoint(path)
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+
+
+def test_config_precedence_and_validation(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"preset": "light", "epochs": 7, "lr": 1, "milestones": [2, 3]}))
+    cfg = load_config(str(path), ["--epochs=9", "--grad-loss=diff"])
+    assert (cfg.preset, cfg.epochs, cfg.lr, cfg.milestones, cfg.grad_loss) == ("light", 9, 1.0, (2, 3), "diff")
+    with pytest.raises(ValueError, match=r"unknown training config key\(s\) \['epoch'\]"):
+        load_config(None, ["--epoch=3"])
+    with pytest.raises(ValueError, match="epochs='many': expected int"):
+        load_config(None, ["--epochs=many"])
+    with pytest.raises(ValueError, match="must look like --key=value"):
+        load_config(None, ["epochs"])
+    with pytest.raises(ValueError, match="grad_loss must be"):
+        load_config(None, ["--grad_loss=laplace"])
+    with pytest.raises(ValueError, match="patch 100 must be a multiple of scale 8"):
+        load_config(None, ["--patch=100"])
+
+
+@pytest.mark.parametrize("name", ["nyu_x4", "nyu_x8", "nyu_x16", "demo_x8", "cpu_smoke"])
+def test_shipped_configs_parse(name):
+    cfg = load_config(str(REPO / "config" / "train" / f"{name}.yaml"), [])
+    if name.startswith("nyu"):  # the paper's recipe, SPEC.md 5
+        assert (cfg.preset, cfg.batch_size, cfg.repeat, cfg.epochs, cfg.lr) == ("reference", 1, 2, 200, 1e-4)
+        assert (cfg.milestones, cfg.gamma, cfg.grad_loss, cfg.grad_weight) == ((50, 100, 150), 0.3, "sobel", 0.1)
+        assert cfg.patch == {4: 420, 8: 448, 16: 448}[cfg.scale]
+
+
+def test_sobel_gradient_loss_on_a_ramp():
+    """pred = x-ramp of slope 1, target 0: Sobel-x response is 8 inside (zero padding changes the border)."""
+    pred = torch.arange(6.0).repeat(6, 1)[None, None]
+    target = torch.zeros_like(pred)
+    loss = gradient_loss(pred, target, "sobel", None)
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    gx = torch.nn.functional.conv2d(pred, kx.view(1, 1, 3, 3), padding=1)
+    gy = torch.nn.functional.conv2d(pred, kx.t().reshape(1, 1, 3, 3), padding=1)
+    assert gx[0, 0, 2, 2] == 8
+    assert loss.item() == pytest.approx(gx.abs().mean().item() + gy.abs().mean().item())
+    assert gradient_loss(pred, target, "diff", None).item() == pytest.approx(1.0 * 30 / 30 + 0.0)
+
+
+def test_masked_loss_ignores_invalid_pixels():
+    cfg = TrainConfig(preset="light", masked_loss=True, grad_weight=0.0)
+    pred, target = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    pred[..., 0, 0] = 100.0
+    valid = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    valid[..., 0, 0] = False
+    assert training_loss(pred, target, cfg, valid).item() == 0.0
+    cfg.masked_loss = False
+    assert training_loss(pred, target, cfg, valid).item() == pytest.approx(100 / 16)
+
+
+def test_lr_schedule_equals_multisteplr():
+    cfg = TrainConfig()
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    for epoch in range(200):
+        assert lr_at_epoch(cfg, epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
+
+
+def test_resume_continues_exactly(tmp_path, capsys):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(TINY + ["--epochs=3", f"--out={straight}"]) == 0
+    # "killed" after epoch 1: a zero wall-time budget stops after the first epoch
+    assert main(TINY + ["--epochs=3", "--max_minutes=0", f"--out={resumed}"]) == 0
+    assert "wall-time budget" in capsys.readouterr().out
+    assert load_checkpoint(resumed / "last.safetensors")[1]["training"]["epoch"] == 1
+    assert main(TINY + ["--epochs=3", f"--out={resumed}"]) == 0
+    assert "resuming at epoch 1" in capsys.readouterr().out
+    a, b = weights(straight / "last.safetensors"), weights(resumed / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted run"
+    log = (resumed / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and (resumed / "training.png").stat().st_size > 0
+
+
+def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "naima_ros.train"] + TINY + ["--epochs=50", f"--out={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (out / "last.resume.safetensors").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.3)  # somewhere inside a later epoch or a checkpoint write
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    model, meta = load_checkpoint(out / "last.safetensors")
+    assert meta["training"]["epoch"] >= 1
+    assert main(TINY + [f"--epochs={meta['training']['epoch'] + 1}", f"--out={out}"]) == 0
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    """torchrun, 2 processes × batch 1 on gloo == 1 process × batch 2 (DDP averages gradients)."""
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun is installed with torch"
+    common = [a for a in TINY if not a.startswith("--batch_size")] + ["--epochs=2", "--masked_loss=false"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "naima_ros.train", *common,
+                          "--batch_size=1", f"--out={tmp_path / 'ddp'}"], capture_output=True, text=True,
+                         timeout=900, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 process(es)" in res.stdout
+    assert main(common + ["--batch_size=2", f"--out={tmp_path / 'single'}"]) == 0
+    a, b = weights(tmp_path / "ddp" / "last.safetensors"), weights(tmp_path / "single" / "last.safetensors")
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, f"DDP and single-process weights differ by {worst}"
+
+
+def test_cli_errors_exit_nonzero(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read training config" in capsys.readouterr().err
+    assert main(["--dataset=nyu_mat", "--data_path=" + str(tmp_path / "nyu.mat"), f"--out={tmp_path}/o",
+                 "--preset=light", "--patch=64"]) == 2
+    assert "nyu.mat" in capsys.readouterr().err
+    assert main(["--print-config", "--epochs=3"]) == 0
+    assert "epochs: 3" in capsys.readouterr().out
