@@ -220,8 +220,9 @@ def lr_at_epoch(cfg: TrainConfig, epoch: int) -> float:
 # ------------------------------------------------------------------------------------------ resume state
 
 
-def save_resume_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, extra: dict) -> None:
-    """Optimizer moments as safetensors tensors + scalars as JSON metadata (no pickle)."""
+def save_resume_state(path: Path, optimizer: torch.optim.Optimizer, position: dict) -> None:
+    """Optimizer moments as safetensors tensors; where to continue (``next_epoch``, ``next_step``),
+    elapsed time and optimizer scalars as JSON metadata (no pickle)."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for idx, per_param in state["state"].items():
@@ -231,7 +232,7 @@ def save_resume_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, 
             else:
                 scalars[f"{idx}.{name}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"epoch": epoch, "param_groups": state["param_groups"], "scalars": scalars, **extra}
+    meta = {**position, "param_groups": state["param_groups"], "scalars": scalars}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"resume": json.dumps(meta)}))
 
 
@@ -340,10 +341,11 @@ def train(cfg: TrainConfig) -> dict:
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas, eps=1e-8)
-    start_epoch, elapsed_before = 0, 0.0
+    start_epoch, start_step, elapsed_before = 0, 0, 0.0
     if resuming:
         state = load_resume_state(resume_path, optimizer)
-        start_epoch, elapsed_before = state["epoch"] + 1, state.get("elapsed_s", 0.0)
+        start_epoch, start_step = state["next_epoch"], state["next_step"]
+        elapsed_before = state.get("elapsed_s", 0.0)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -367,25 +369,38 @@ def train(cfg: TrainConfig) -> dict:
                   "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)}
         print(f"naima-train: {cfg.preset} x{cfg.scale}, {counts['trainable']:,} trainable / {counts['frozen']:,} "
               f"frozen parameters, {len(data)} samples/epoch, {world} process(es), device {device}"
-              + (f", resuming at epoch {start_epoch}" if resuming else ""), flush=True)
+              + (f", resuming at epoch {start_epoch} step {start_step}" if resuming else ""), flush=True)
     log_path = out / "log.csv"
-    log_fields = ["epoch", "loss", "lr", "seconds", "samples_per_s", "val_rmse", "val_rmse_bicubic"]
+    log_fields = ["epoch", "steps", "loss", "lr", "seconds", "samples_per_s", "val_rmse", "val_rmse_bicubic"]
     if is_main and not log_path.exists():
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, log_fields).writeheader()
 
     t_start = time.time()
     metrics: dict = {}
+
+    def over_budget() -> bool:
+        """The wall-time budget, decided by rank 0 so that every rank stops at the same step."""
+        if cfg.max_minutes is None:
+            return False
+        flag = torch.tensor(float(elapsed_before + time.time() - t_start >= 60 * cfg.max_minutes))
+        if world > 1:
+            dist.broadcast(flag, src=0)
+        return bool(flag.item())
+
     for epoch in range(start_epoch, cfg.epochs):
         lr = lr_at_epoch(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         data.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        t0, losses = time.time(), []
+        skip = start_step if epoch == start_epoch else 0  # resuming inside an epoch: same order, skip done steps
+        t0, losses, next_step, stopped = time.time(), [], skip, False
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main, leave=False,
-                   dynamic_ncols=True, file=sys.stderr)
-        for batch in bar:
+                   dynamic_ncols=True, file=sys.stderr, initial=0)
+        for step, batch in enumerate(bar):
+            if step < skip:
+                continue
             rgb, depth_lr = batch["rgb"].to(device), batch["depth_lr"].to(device)
             target, valid = batch["depth_hr"].to(device), batch["valid"].to(device)
             pred = net(rgb, depth_lr)
@@ -396,31 +411,39 @@ def train(cfg: TrainConfig) -> dict:
             if not math.isfinite(loss.item()):  # the reference's NaN guard
                 raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}")
             losses.append(loss.item())
+            next_step = step + 1
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{lr:.1e}")
+            if over_budget():
+                stopped = True
+                break
+        bar.close()
+        finished = next_step >= len(loader)
         seconds = time.time() - t0
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "seconds": round(seconds, 2),
+        row = {"epoch": epoch + 1, "steps": next_step, "loss": float(np.mean(losses)) if losses else float("nan"),
+               "lr": lr, "seconds": round(seconds, 2),
                "samples_per_s": round(len(losses) * cfg.batch_size * world / max(seconds, 1e-9), 3)}
         elapsed = elapsed_before + time.time() - t_start
-        out_of_time = cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes
-        if val_frames and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or out_of_time):
+        last_epoch = epoch + 1 == cfg.epochs and finished
+        if val_frames and (((epoch + 1) % cfg.val_every == 0 and finished) or last_epoch or stopped):
             row.update(validate(model, val_frames, cfg.scale, device))
         if is_main:
             with open(log_path, "a", newline="") as f:
                 csv.DictWriter(f, log_fields).writerow(row)
-            metrics = {k: v for k, v in row.items() if k != "epoch"}
-            training = {"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "elapsed_s": round(elapsed, 1),
-                        "stopped_early": out_of_time and epoch + 1 < cfg.epochs}
+            metrics = {k: v for k, v in row.items() if k not in ("epoch", "steps")}
+            position = {"next_epoch": epoch + 1 if finished else epoch, "next_step": 0 if finished else next_step}
+            training = {"config": dataclasses.asdict(cfg), "epochs_completed": epoch + 1 if finished else epoch,
+                        **position, "elapsed_s": round(elapsed, 1), "stopped_early": stopped and not last_epoch}
             save_checkpoint(last, model, preset=cfg.preset, training=training, metrics=metrics)
-            save_resume_state(resume_path, optimizer, epoch, {"elapsed_s": elapsed})
-            if cfg.keep_every and (epoch + 1) % cfg.keep_every == 0:
+            save_resume_state(resume_path, optimizer, {**position, "elapsed_s": elapsed})
+            if cfg.keep_every and finished and (epoch + 1) % cfg.keep_every == 0:
                 save_checkpoint(out / f"epoch_{epoch + 1}.safetensors", model, preset=cfg.preset, training=training,
                                 metrics=metrics)
             plot_log(log_path, out / "training.png")
             print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-        if out_of_time:
+        if stopped:
             if is_main:
-                print(f"naima-train: wall-time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}",
-                      flush=True)
+                print(f"naima-train: wall-time budget of {cfg.max_minutes} min reached at epoch {epoch + 1} "
+                      f"step {next_step}/{len(loader)}", flush=True)
             break
     if world > 1:
         dist.barrier()

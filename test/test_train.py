@@ -88,16 +88,18 @@ def test_lr_schedule_equals_multisteplr():
 def test_resume_continues_exactly(tmp_path, capsys):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(TINY + ["--epochs=3", f"--out={straight}"]) == 0
-    # "killed" after epoch 1: a zero wall-time budget stops after the first epoch
+    # stopped inside epoch 1: a zero wall-time budget stops after the first optimizer step
     assert main(TINY + ["--epochs=3", "--max_minutes=0", f"--out={resumed}"]) == 0
-    assert "wall-time budget" in capsys.readouterr().out
-    assert load_checkpoint(resumed / "last.safetensors")[1]["training"]["epoch"] == 1
+    assert "wall-time budget of 0 min reached at epoch 1 step 1/2" in capsys.readouterr().out
+    training = load_checkpoint(resumed / "last.safetensors")[1]["training"]
+    assert (training["epochs_completed"], training["next_epoch"], training["next_step"]) == (0, 0, 1)
+    assert training["stopped_early"] is True
     assert main(TINY + ["--epochs=3", f"--out={resumed}"]) == 0
-    assert "resuming at epoch 1" in capsys.readouterr().out
+    assert "resuming at epoch 0 step 1" in capsys.readouterr().out
     a, b = weights(straight / "last.safetensors"), weights(resumed / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted run"
     log = (resumed / "log.csv").read_text().splitlines()
-    assert len(log) == 4 and (resumed / "training.png").stat().st_size > 0
+    assert len(log) == 5 and (resumed / "training.png").stat().st_size > 0  # header, partial epoch 1, 1, 2, 3
 
 
 def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
@@ -113,8 +115,8 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     model, meta = load_checkpoint(out / "last.safetensors")
-    assert meta["training"]["epoch"] >= 1
-    assert main(TINY + [f"--epochs={meta['training']['epoch'] + 1}", f"--out={out}"]) == 0
+    assert meta["training"]["epochs_completed"] >= 1
+    assert main(TINY + [f"--epochs={meta['training']['next_epoch'] + 1}", f"--out={out}"]) == 0
 
 
 def test_ddp_two_gloo_processes_match_one_process(tmp_path):
