@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,10 @@ def tiny_checkpoint(tmp_path_factory):
                 warnings.simplefilter("ignore")
                 model = build_model(preset, scale, seed=0, **overrides)
             use_seeded_backbone(model, 0)
+            if preset == "light":  # its head is zero-initialised (output = bicubic): make the network matter
+                generator = torch.Generator().manual_seed(0)
+                with torch.no_grad():
+                    model.upsampler.head.weight.normal_(0.0, 0.05, generator=generator)
             path = root / f"{preset}_x{scale}_{len(cache)}.safetensors"
             save_checkpoint(path, model, preset=preset, training={"note": "untrained test fixture"})
             cache[key] = path

@@ -560,7 +560,9 @@ def test_burst_at_10x_serves_newest_and_counts_superseded(running):
             h.send(rgb_msg(t), depth_msg(t))
             time.sleep(0.005)
         h.output(stamps[-1])  # the newest pair is always served
-        wait_for(lambda: h.counter("pairs_received") >= before_pairs + 20, what="all pairs")
+        # Inputs are best effort with a shallow history (sensor-data QoS): under load DDS itself may
+        # discard part of a burst, so only "more than one pair arrived" is guaranteed.
+        wait_for(lambda: h.counter("pairs_received") >= before_pairs + 2, what="burst pairs")
         wait_for(lambda: h.counter("dropped.superseded") > before_superseded,
                  what="superseded drops")
         with h.lock:

@@ -1,0 +1,250 @@
+"""`naima-bag`: make, run, replay and evaluate rosbag2 recordings for the depth node.
+
+  naima-bag make OUTPUT_BAG --source procedural:60 --source motorcycle [--tof-holes --tof-noise]
+  naima-bag run INPUT_BAG OUTPUT_BAG [--checkpoint FILE]        offline, no DDS
+  naima-bag replay INPUT_BAG OUTPUT_BAG [--rate 0.5]             online, over DDS, starts the node
+  naima-bag eval OUTPUT_BAG --report DIR                         table + markdown + PNGs
+
+Every topic is renameable (`--rgb-topic`, `--depth-topic`, `--gt-topic`, ...). Errors (a missing
+topic, an unknown encoding, a truncated bag, an existing output) are one line naming the topic or
+file and exit code 2; whatever was written before stays a readable bag.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from naima_ros.bags.io import STORAGES, BagError, Topics
+
+__all__ = ["main", "build_parser"]
+
+EXIT_ERROR = 2
+DESCRIPTION = "Make, run, replay and evaluate rosbag2 recordings for the NAIMA depth node."
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def _add_topics(p: argparse.ArgumentParser, roles: list[str]) -> None:
+    g = p.add_argument_group("topics (defaults as the node's, with a leading /)")
+    defaults = Topics()
+    for role in roles:
+        g.add_argument(f"--{role.replace('_', '-')}-topic", dest=f"topic_{role}",
+                       default=getattr(defaults, role), metavar="TOPIC",
+                       help=f"default {getattr(defaults, role)}")
+
+
+def _topics(args) -> Topics:
+    values = {r: getattr(args, f"topic_{r}") for r in Topics.roles()
+              if hasattr(args, f"topic_{r}")}
+    return Topics(**values)
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", choices=list(STORAGES), default="mcap",
+                   help="output storage plugin (default mcap)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output bag (never anything that is not a bag)")
+
+
+def _add_node_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="NAIMA .safetensors ('{scale}' is replaced); default: "
+                   "the node's default, checkpoints/naima_light_x{scale}_demo.safetensors")
+    p.add_argument("--scale", type=int, help="model scale (default: the bag's RGB/depth ratio)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="naima-bag", description=DESCRIPTION)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common = argparse.ArgumentParser(add_help=False)  # also accepted after the subcommand
+    common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    all_roles = Topics.roles()
+
+    from naima_ros.bags.make import SOURCES
+    p = sub.add_parser("make", parents=[common],
+                       help="write a sensor-like bag from datasets or procedural scenes")
+    p.add_argument("output", type=Path, metavar="OUTPUT_BAG")
+    p.add_argument("--source", action="append", required=True, metavar="NAME[:COUNT][@PATH]",
+                   help=f"repeatable, concatenated in order; NAME is one of {', '.join(SOURCES)}; "
+                   f"datasets come from --shared-data, or from the full dataset at PATH")
+    p.add_argument("--frames", type=int, default=60,
+                   help="frames of a procedural source without :COUNT (default 60)")
+    p.add_argument("--size", type=_size, metavar="WxH",
+                   help="frame size (default: the first frame's, cropped to the scale)")
+    p.add_argument("--scale", type=int, default=8, help="RGB / depth size ratio (default 8)")
+    p.add_argument("--encoding", choices=("16UC1", "32FC1"), default="16UC1",
+                   help="LR depth and ground truth encoding (default 16UC1 mm)")
+    p.add_argument("--tof-holes", action="store_true",
+                   help="ToF-like holes: blobs, depth edges, dark surfaces, beyond 8 m")
+    p.add_argument("--tof-noise", action="store_true", help="ToF-like distance-dependent noise")
+    p.add_argument("--rate", type=float, default=10.0, help="frame rate, Hz (default 10)")
+    p.add_argument("--jitter-ms", type=float, default=2.0, help="stamp jitter sigma (default 2)")
+    p.add_argument("--drop-rate", type=float, default=0.03,
+                   help="probability a frame loses RGB, depth or both (default 0.03)")
+    p.add_argument("--gap-s", type=float, default=0.0,
+                   help="pause between two sources (s, default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shared-data", type=Path,
+                   help="the shared data folder (default $NAIMA_SHARED_DATA or ../shared/data)")
+    _add_output(p)
+    _add_topics(p, ["rgb", "rgb_info", "depth", "gt"])
+
+    from naima_ros.bags.run import ServeConfig
+    d = ServeConfig()
+    p = sub.add_parser("run", parents=[common], help="run the model over a bag offline (no DDS)")
+    p.add_argument("input", type=Path, metavar="INPUT_BAG")
+    p.add_argument("output", type=Path, metavar="OUTPUT_BAG")
+    _add_node_model(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--output-encoding", choices=("32FC1", "16UC1"), default=d.output_encoding)
+    p.add_argument("--no-points", action="store_true", help="do not write the point cloud")
+    p.add_argument("--points-stride", type=int, default=d.points_stride)
+    p.add_argument("--points-xyz", action="store_true", help="XYZ cloud instead of XYZRGB")
+    p.add_argument("--min-depth", type=float, default=d.min_depth, help="m")
+    p.add_argument("--max-depth", type=float, default=d.max_depth, help="m")
+    p.add_argument("--slop", type=float, default=d.slop, help="RGB/depth pairing slop, s")
+    p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
+    _add_output(p)
+    _add_topics(p, all_roles[:3] + all_roles[4:7])
+
+    p = sub.add_parser("replay", parents=[common],
+                       help="start the node, play a bag to it over DDS, record it")
+    p.add_argument("input", type=Path, metavar="INPUT_BAG")
+    p.add_argument("output", type=Path, metavar="OUTPUT_BAG")
+    _add_node_model(p)
+    p.add_argument("--rate", type=float, default=1.0,
+                   help="playback speed factor (default 1: the recorded rate)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="a node parameter (repeatable), e.g. device:=cpu")
+    p.add_argument("--params-file", help="node parameters YAML, e.g. config/naima.yaml")
+    p.add_argument("--no-node", action="store_true",
+                   help="do not start the node: one is running on these topics already")
+    p.add_argument("--node-name", default="naima")
+    p.add_argument("--startup-timeout", type=float, default=180.0, help="s")
+    p.add_argument("--settle", type=float, default=3.0,
+                   help="stop once no output arrived for this long after the end (s)")
+    p.add_argument("--no-points", action="store_true", help="do not record the point cloud")
+    _add_output(p)
+    _add_topics(p, all_roles)
+
+    p = sub.add_parser("eval", parents=[common],
+                       help="score an output bag against its ground truth")
+    p.add_argument("bag", type=Path, metavar="OUTPUT_BAG")
+    p.add_argument("--report", type=Path, required=True, metavar="DIR",
+                   help="folder for report.md, frames.csv and the PNG plots")
+    p.add_argument("--min-depth", type=float, default=0.1, help="node's min_depth, m")
+    p.add_argument("--max-depth", type=float, default=10.0, help="node's max_depth, m")
+    p.add_argument("--slop", type=float, default=0.02, help="RGB/depth pairing slop, s")
+    p.add_argument("--strip-frame", default="auto",
+                   help="frame of the qualitative strip: auto (motorcycle, else the last "
+                   "served), last, or an index")
+    _add_topics(p, ["rgb", "depth", "gt", "out_image", "diagnostics"])
+    return parser
+
+
+def _make(args) -> int:
+    from naima_ros.bags.make import LRConfig, TimingConfig, frames_from_source, make_bag
+
+    width, height = args.size if args.size else (None, None)
+    sources = [frames_from_source(spec, height=height, width=width, frames=args.frames,
+                                  seed=args.seed + k, shared_data=args.shared_data)
+               for k, spec in enumerate(args.source)]
+    summary = make_bag(
+        args.output, sources, size=args.size,
+        lr=LRConfig(args.scale, args.encoding, args.tof_holes, args.tof_noise),
+        timing=TimingConfig(rate_hz=args.rate, jitter_ms=args.jitter_ms,
+                            drop_rate=args.drop_rate, gap_s=args.gap_s),
+        topics=_topics(args), storage=args.storage, overwrite=args.overwrite, seed=args.seed,
+        progress=not args.no_progress)
+    w, h = summary.size
+    print(f"wrote {args.output}: {summary.frames} frames {w}x{h} (depth {w // args.scale}x"
+          f"{h // args.scale}, {args.encoding}), {summary.duration_s:.1f} s; dropped "
+          f"{summary.dropped_rgb} RGB and {summary.dropped_depth} depth frames")
+    return 0
+
+
+def _run(args) -> int:
+    from naima_ros.bags.run import ServeConfig, run_bag
+
+    config = ServeConfig(args.output_encoding, not args.no_points, args.points_stride,
+                         not args.points_xyz, args.min_depth, args.max_depth, args.slop,
+                         args.exact_sync)
+    summary = run_bag(args.input, args.output, checkpoint=args.checkpoint, scale=args.scale,
+                      device=args.device, precision=args.precision, config=config,
+                      topics=_topics(args), storage=args.storage, overwrite=args.overwrite,
+                      progress=not args.no_progress,
+                      log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.output}: {summary.line()}")
+    return 0
+
+
+def _replay(args) -> int:
+    from naima_ros.bags.replay import parse_params, replay_bag
+
+    summary = replay_bag(args.input, args.output, checkpoint=args.checkpoint, scale=args.scale,
+                         rate=args.rate, topics=_topics(args), params=parse_params(args.param),
+                         params_file=args.params_file, start_node=not args.no_node,
+                         node_name=args.node_name, startup_timeout=args.startup_timeout,
+                         settle_s=args.settle, record_points=not args.no_points,
+                         storage=args.storage, overwrite=args.overwrite,
+                         progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.output}: {summary.line()}")
+    return 0
+
+
+def _eval(args) -> int:
+    from naima_ros.bags.evaluate import evaluate_bag
+    from naima_ros.bags.report import write_report
+
+    ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
+                      max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
+                      progress=not args.no_progress)
+    print(ev.table())
+    print(f"report: {write_report(ev, args.report)}")
+    return 0
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+COMMANDS = {"make": _make, "run": _run, "replay": _replay, "eval": _eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `naima-bag`; returns the exit code (0 ok, 2 error)."""
+    from naima_ros.checkpoint import CheckpointError
+    from naima_ros.data.common import DatasetError
+
+    args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `kill` ends a run like Ctrl-C does: the node is stopped, the output bag finalised
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return COMMANDS[args.command](args)
+    except (BagError, CheckpointError, DatasetError) as exc:
+        print(f"naima-bag {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"naima-bag {args.command}: interrupted; the output bag keeps what was written",
+              file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

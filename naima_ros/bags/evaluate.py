@@ -1,0 +1,299 @@
+"""`naima-bag eval`: score the node's outputs in a bag against its ground-truth topic.
+
+Frames are the depth frames of the input topic; a frame is served when an output image carries
+its stamp (the node stamps every output with the depth header). Per served frame, for NAIMA and,
+on the same frame, for bicubic and the guided filter (`naima_ros.eval.baselines`):
+- RMSE and MAE in the bag's units (millimetres for a 16UC1 ground truth, metres for 32FC1) over
+  pixels valid in both the ground truth and the method's output (`naima_ros.eval.metrics`);
+- coverage: the share of valid ground-truth pixels the method gives a valid depth for.
+The baselines get what the node's model gets: the LR depth masked to [min_depth, max_depth], holes
+filled with the nearest valid LR pixel, and output cells whose LR pixel was invalid set invalid.
+Means are over frames (per-frame mean, the papers' reduction).
+
+Latency is the output's log time minus the depth frame's log time in the same bag: for a `replay`
+bag, from the moment the frame was published to the node until its output was received
+(stamp-to-publish for a live sensor, whose stamps are its publish times); for a `run` bag, the
+offline processing time. Dropped frames: depth frames without an output. Frames the recording
+itself lost are counted from the frame list `make` stores in the bag, and otherwise estimated from
+gaps in the depth stamps. The node's own drop reasons come from the last /diagnostics message, if
+the bag recorded it.
+
+Memory stays bounded by a few frames whatever the bag's length: a first pass reads only stamps
+and log times (from the CDR header bytes), a second decodes just the messages of served frames
+and scores each frame as soon as its parts are in.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from naima_ros.bags.io import (DIAGNOSTICS, IMAGE, BagError, BagReader, Topics, decode_depth_msg,
+                               decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
+from naima_ros.eval import metrics
+from naima_ros.eval.baselines import bicubic, guided_filter
+from naima_ros.inference import fill_invalid
+
+__all__ = ["METHODS", "Evaluation", "FrameScore", "evaluate_bag"]
+
+METHODS = ("NAIMA", "bicubic", "guided filter")
+BASELINES = {"bicubic": bicubic, "guided filter": guided_filter}
+
+
+@dataclass
+class FrameScore:
+    """One depth frame of the bag."""
+
+    index: int
+    stamp: int
+    name: str
+    served: bool
+    has_rgb: bool = True  # an RGB frame within slop exists in the bag
+    latency_ms: float = float("nan")
+    rmse: dict = field(default_factory=dict)  # method -> value in the bag's unit
+    mae: dict = field(default_factory=dict)
+    coverage: dict = field(default_factory=dict)  # method -> fraction in [0, 1]
+
+
+@dataclass
+class Evaluation:
+    bag: str
+    unit: str
+    scale: int
+    frames: list[FrameScore]
+    recording_lost: int
+    recording_lost_source: str
+    node_drops: dict
+    strip: dict | None  # arrays of one frame for the qualitative figure
+    min_depth: float
+    max_depth: float
+
+    @property
+    def served(self) -> list[FrameScore]:
+        return [f for f in self.frames if f.served]
+
+    def count(self, method: str) -> int:
+        """Served frames scored for `method` (a baseline needs the frame's RGB)."""
+        return sum(method in f.rmse for f in self.served)
+
+    def mean(self, what: str, method: str) -> float:
+        values = [getattr(f, what)[method] for f in self.served
+                  if np.isfinite(getattr(f, what).get(method, np.nan))]
+        return float(np.mean(values)) if values else float("nan")
+
+    @property
+    def no_rgb(self) -> int:
+        return sum(not f.has_rgb for f in self.frames)
+
+    def latencies_ms(self) -> np.ndarray:
+        return np.array([f.latency_ms for f in self.served if np.isfinite(f.latency_ms)])
+
+    def table(self) -> str:
+        """The summary as a plain-text table (what the CLI and the demo print)."""
+        n, served = len(self.frames), len(self.served)
+        lines = [f"{'method':<14} {'frames':>6} {'RMSE ' + self.unit:>10} {'MAE ' + self.unit:>10}"
+                 f" {'coverage':>9}"]
+        for m in METHODS:
+            lines.append(f"{m:<14} {self.count(m):>6} {self.mean('rmse', m):>10.3f} "
+                         f"{self.mean('mae', m):>10.3f} {100 * self.mean('coverage', m):>8.1f}%")
+        lat = self.latencies_ms()
+        if lat.size:
+            lines.append(f"latency (ms): p50 {np.percentile(lat, 50):.0f}, p95 "
+                         f"{np.percentile(lat, 95):.0f}, max {lat.max():.0f} over {lat.size} "
+                         f"frames")
+        lines.append(f"frames: {n} depth frames in the bag, {served} served, {n - served} "
+                     f"dropped by the node ({100 * (n - served) / max(n, 1):.0f}%); "
+                     f"{self.no_rgb} without an RGB frame within slop; "
+                     f"{self.recording_lost} lost in the recording ({self.recording_lost_source})")
+        if self.node_drops:
+            lines.append("node drop reasons (diagnostics): " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.node_drops.items())))
+        return "\n".join(lines)
+
+
+def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float):
+    ok = np.isfinite(pred) & gt_valid
+    cov = float(ok.sum() / max(gt_valid.sum(), 1))
+    if not ok.any():
+        return float("nan"), float("nan"), cov
+    return (metrics.rmse(pred * factor, gt * factor, ok),
+            metrics.mae(pred * factor, gt * factor, ok), cov)
+
+
+def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, lr_valid: np.ndarray,
+                         scale: int) -> dict[str, np.ndarray]:
+    """Bicubic and guided filter on what the model gets; NaN where the LR cell was invalid."""
+    filled = fill_invalid(np.where(lr_valid, depth_lr, 0.0), lr_valid).astype(np.float32)
+    hr_valid = np.repeat(np.repeat(lr_valid, scale, axis=0), scale, axis=1)
+    return {name: np.where(hr_valid, fn(rgb, filled, scale), np.nan).astype(np.float32)
+            for name, fn in BASELINES.items()}
+
+
+def _recording_lost(names: dict[int, str], depth_stamps: list[int]) -> tuple[int, str]:
+    if names:
+        return len(set(names) - set(depth_stamps)), "frames listed by make without a depth message"
+    if len(depth_stamps) < 3:
+        return 0, "too few frames to estimate"
+    gaps = np.diff(sorted(depth_stamps)).astype(np.float64)
+    period = float(np.median(gaps))
+    lost = int(sum(max(round(g / period) - 1, 0) for g in gaps if g > 1.5 * period))
+    return lost, "estimated from gaps in the depth stamps"
+
+
+def _diagnostics_drops(msg) -> dict:
+    for status in msg.status:
+        values = {kv.key: kv.value for kv in status.values}
+        drops = {k.split(".", 1)[1]: int(float(v)) for k, v in values.items()
+                 if k.startswith("dropped.")}
+        if drops or "frames_published" in values:
+            return drops
+    return {}
+
+
+def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
+                 max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
+                 progress: bool = True) -> Evaluation:
+    """Score a bag holding inputs, ground truth and the node's output images.
+
+    Args:
+        bag: an output bag of `run` or `replay` (or any recording with these topics).
+        topics: topic names.
+        min_depth, max_depth: the node's valid depth range (m), applied to the baselines' input.
+        slop: largest RGB/depth stamp difference of a pair (s), as the node's `slop`.
+        strip_frame: frame for the qualitative strip: "auto" (a frame named motorcycle, else
+            the last served), "last" or a frame index (served, with an RGB match).
+        progress: show a progress bar.
+
+    Raises:
+        BagError: a missing topic, an unknown encoding, a truncated or corrupt bag.
+    """
+    from tqdm import tqdm
+
+    if strip_frame not in ("auto", "last") and not strip_frame.isdigit():
+        raise BagError(f"--strip-frame must be auto, last or a frame index, got {strip_frame!r}")
+    with BagReader(bag) as reader:
+        reader.require({"rgb": topics.rgb, "depth": topics.depth, "gt": topics.gt,
+                        "out_image": topics.out_image},
+                       {"rgb": IMAGE, "depth": IMAGE, "gt": IMAGE, "out_image": IMAGE})
+        names = reader.frame_names()
+        wanted = [topics.rgb, topics.depth, topics.gt, topics.out_image]
+        has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTICS
+        total = sum(c for t, c in reader.message_counts.items() if t in wanted)
+
+        # pass 1: stamps and log times only (read from the CDR header, no image decoded)
+        logs: dict[str, dict[int, int]] = {t: {} for t in wanted}
+        unit = None
+        for conn, log_ns, raw in tqdm(reader.raw_messages(wanted), total=total, unit="msg",
+                                      desc=f"index {Path(bag).name}", disable=not progress):
+            logs[conn.topic].setdefault(raw_stamp_ns(raw, conn.topic, reader.path), log_ns)
+            if unit is None and conn.topic == topics.gt:  # the bag's unit: the GT's encoding
+                gt = deserialize(raw, conn.msgtype, conn.topic, reader.path)
+                unit = unit_of(gt.encoding, topics.gt)
+        depth_logs, out_logs = logs[topics.depth], logs[topics.out_image]
+        if not depth_logs:
+            raise BagError(f"bag {bag}: no message on {topics.depth}")
+        if not logs[topics.gt]:
+            raise BagError(f"bag {bag}: no message on the ground-truth topic {topics.gt}")
+        rgb_stamps = np.array(sorted(logs[topics.rgb]), dtype=np.int64)
+        frames: list[FrameScore] = []
+        need: dict[tuple[str, int], list[int]] = {}  # (topic, stamp) -> frames that use it
+        for i, stamp in enumerate(sorted(depth_logs)):
+            score = FrameScore(i, stamp, names.get(stamp, ""), stamp in out_logs)
+            frames.append(score)
+            j = np.searchsorted(rgb_stamps, stamp)
+            near = [int(r) for r in rgb_stamps[max(j - 1, 0):j + 1]
+                    if abs(int(r) - stamp) <= slop * 1e9]
+            score.has_rgb = bool(near)
+            if not score.served:
+                continue
+            score.latency_ms = (out_logs[stamp] - depth_logs[stamp]) / 1e6
+            if stamp not in logs[topics.gt]:
+                raise BagError(f"bag {bag}: no {topics.gt} message stamped {stamp} ns (the "
+                               f"ground truth must carry its depth frame's stamp)")
+            parts = [(topics.depth, stamp), (topics.gt, stamp), (topics.out_image, stamp)]
+            if near:
+                parts.append((topics.rgb, min(near, key=lambda r: abs(r - stamp))))
+            for key in parts:
+                need.setdefault(key, []).append(i)
+        parts_of = collections.Counter(i for users in need.values() for i in users)
+
+        # pass 2: decode only what served frames use; score a frame once its parts are in
+        ctx = _Scoring(topics, min_depth, max_depth, strip_frame, *unit)
+        pending: dict[int, dict] = {}
+        last_diag = None
+        stream = reader.raw_messages(wanted + ([topics.diagnostics] if has_diag else []))
+        with tqdm(total=len(need), unit="msg", desc="score", disable=not progress) as bar:
+            for conn, _, raw in stream:
+                if conn.topic == topics.diagnostics:
+                    last_diag = (raw, conn.msgtype)
+                    continue
+                key = (conn.topic, raw_stamp_ns(raw, conn.topic, reader.path))
+                users = need.pop(key, None)
+                if users is None:
+                    continue
+                bar.update()
+                msg = deserialize(raw, conn.msgtype, conn.topic, reader.path)
+                for i in users:
+                    got = pending.setdefault(i, {})
+                    got[conn.topic] = msg
+                    if len(got) == parts_of[i]:
+                        ctx.score(frames[i], pending.pop(i))
+    if pending:
+        missing = sorted(pending)[0]
+        raise BagError(f"bag {bag}: parts of frame {missing} disappeared between two reads")
+    lost, how = _recording_lost(names, list(depth_logs))
+    diag = deserialize(last_diag[0], last_diag[1], topics.diagnostics) if last_diag else None
+    return Evaluation(str(bag), ctx.unit, ctx.scale, frames, lost, how,
+                      _diagnostics_drops(diag) if diag is not None else {}, ctx.strip,
+                      min_depth, max_depth)
+
+
+class _Scoring:
+    """Scores one served frame at a time; keeps the arrays of the strip's frame only."""
+
+    def __init__(self, topics: Topics, min_depth: float, max_depth: float, strip_frame: str,
+                 unit: str, factor: float):
+        self.topics, self.min_depth, self.max_depth = topics, min_depth, max_depth
+        self.strip_frame = strip_frame
+        self.unit, self.factor, self.scale = unit, factor, 0
+        self.strip, self.strip_locked = None, False
+
+    def score(self, frame: FrameScore, msgs: dict) -> None:
+        t = self.topics
+        if unit_of(msgs[t.gt].encoding, t.gt)[0] != self.unit:
+            raise BagError(f"topic {t.gt} changes encoding at stamp {frame.stamp} "
+                           f"({msgs[t.gt].encoding}): one unit per bag")
+        gt, gt_valid = decode_depth_msg(msgs[t.gt], t.gt)
+        pred, _ = decode_depth_msg(msgs[t.out_image], t.out_image)
+        lr, lr_valid = decode_depth_msg(msgs[t.depth], t.depth)
+        with np.errstate(invalid="ignore"):
+            lr_valid &= (lr >= self.min_depth) & (lr <= self.max_depth)
+        if pred.shape != gt.shape:
+            raise BagError(f"{t.out_image} is {pred.shape[1]}x{pred.shape[0]} but {t.gt} is "
+                           f"{gt.shape[1]}x{gt.shape[0]} at stamp {frame.stamp}")
+        scale = gt.shape[1] // lr.shape[1]
+        self.scale = self.scale or scale
+        preds = {"NAIMA": pred}
+        if t.rgb in msgs and lr_valid.any() and \
+                gt.shape == (lr.shape[0] * scale, lr.shape[1] * scale):
+            rgb = decode_rgb_msg(msgs[t.rgb], t.rgb)
+            if rgb.shape[:2] == gt.shape:
+                preds.update(baseline_predictions(rgb, lr, lr_valid, scale))
+                self._strip_candidate(frame, {"rgb": rgb, "gt": gt, "gt_valid": gt_valid,
+                                              "preds": preds, "frame": frame,
+                                              "factor": self.factor, "unit": self.unit})
+        for method, p in preds.items():
+            frame.rmse[method], frame.mae[method], frame.coverage[method] = _score(
+                p, gt, gt_valid, self.factor)
+
+    def _strip_candidate(self, frame: FrameScore, candidate: dict) -> None:
+        if self.strip_frame.isdigit():
+            if frame.index == int(self.strip_frame):
+                self.strip = candidate
+        elif self.strip_frame == "auto" and "motorcycle" in frame.name and not self.strip_locked:
+            self.strip, self.strip_locked = candidate, True
+        elif not self.strip_locked and (self.strip is None or
+                                        frame.index > self.strip["frame"].index):
+            self.strip = candidate  # the last served frame so far

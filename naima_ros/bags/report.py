@@ -1,0 +1,157 @@
+"""The evaluation report of a bag: markdown summary, per-frame CSV and PNG plots.
+
+Files written into the report folder (each written to a temporary name, then renamed, so an
+interrupted run never leaves a half-written file in place of a good one):
+  report.md            summary table, latency, drops, links to the plots
+  frames.csv           one row per depth frame: served, latency, RMSE/MAE/coverage per method
+  per_frame_error.png  RMSE of every method per served frame
+  latency_hist.png     histogram of stamp-to-publish latency
+  strip.png            RGB | bicubic | guided filter | NAIMA | ground truth, with |error| maps
+Plots use matplotlib's object API on the Agg canvas (no display, no global pyplot state).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from naima_ros.bags.evaluate import METHODS, Evaluation
+
+__all__ = ["write_report"]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _figure(width_in: float = 7.0, height_in: float = 3.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save_png(figure, path: Path) -> None:
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _atomic_write(path, buf.getvalue())
+
+
+def _per_frame_plot(ev: Evaluation, path: Path) -> None:
+    figure = _figure()
+    ax = figure.subplots()
+    served = ev.served
+    t0 = ev.frames[0].stamp
+    for method, marker in zip(METHODS, ("o", "s", "^")):
+        xs = [(f.stamp - t0) / 1e9 for f in served if method in f.rmse]
+        ys = [f.rmse[method] for f in served if method in f.rmse]
+        ax.plot(xs, ys, marker=marker, markersize=3, linewidth=1, label=method)
+    ax.set_xlabel("depth stamp since the first frame (s)")
+    ax.set_ylabel(f"RMSE ({ev.unit})")
+    ax.set_title(f"Per-frame error ({len(served)} served frames)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save_png(figure, path)
+
+
+def _latency_plot(ev: Evaluation, path: Path) -> None:
+    figure = _figure(5.5, 3.2)
+    ax = figure.subplots()
+    lat = ev.latencies_ms()
+    if lat.size:
+        ax.hist(lat, bins=min(30, max(5, lat.size // 2)), color="tab:blue", alpha=0.8)
+        for q, style in ((50, "--"), (95, ":")):
+            v = np.percentile(lat, q)
+            ax.axvline(v, color="k", linestyle=style, label=f"p{q} {v:.0f} ms")
+        ax.legend()
+    ax.set_xlabel("latency, depth frame published to output received (ms)")
+    ax.set_ylabel("frames")
+    ax.set_title("Stamp-to-publish latency")
+    _save_png(figure, path)
+
+
+def _strip(ev: Evaluation, path: Path) -> bool:
+    from naima_ros.eval.figures import save_comparison_strip
+
+    s = ev.strip
+    if not s:
+        return False
+    factor = s["factor"]
+    preds = {label: s["preds"][m] * factor for m, label in
+             (("bicubic", "Bicubic"), ("guided filter", "Guided filter"), ("NAIMA", "NAIMA"))
+             if m in s["preds"]}
+    frame = s["frame"]
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    save_comparison_strip(tmp, s["rgb"], preds, s["gt"] * factor, valid=s["gt_valid"],
+                          unit=ev.unit, title=f"frame {frame.index} {frame.name}".strip())
+    os.replace(tmp, path)
+    return True
+
+
+def _csv(ev: Evaluation) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["index", "stamp_ns", "name", "served", "has_rgb", "latency_ms"]
+    for m in METHODS:
+        key = m.replace(" ", "_")
+        header += [f"rmse_{key}_{ev.unit}", f"mae_{key}_{ev.unit}", f"coverage_{key}"]
+    writer.writerow(header)
+    for f in ev.frames:
+        row = [f.index, f.stamp, f.name, int(f.served), int(f.has_rgb),
+               f"{f.latency_ms:.2f}" if np.isfinite(f.latency_ms) else ""]
+        for m in METHODS:
+            row += [f"{d[m]:.6g}" if m in d and np.isfinite(d[m]) else ""
+                    for d in (f.rmse, f.mae, f.coverage)]
+        writer.writerow(row)
+    return out.getvalue().encode()
+
+
+def write_report(ev: Evaluation, folder: str | Path) -> Path:
+    """Write the report files of `ev` into `folder` (created); returns the markdown path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / "frames.csv", _csv(ev))
+    _per_frame_plot(ev, folder / "per_frame_error.png")
+    _latency_plot(ev, folder / "latency_hist.png")
+    has_strip = _strip(ev, folder / "strip.png")
+
+    n, served = len(ev.frames), len(ev.served)
+    lat = ev.latencies_ms()
+    scale = f"x{ev.scale}" if ev.scale else "no frame served"
+    lines = [f"# Depth super-resolution on `{Path(ev.bag).name}`", "",
+             f"Bag: `{ev.bag}`; {scale}; errors in **{ev.unit}** (the ground truth's unit), "
+             f"over pixels valid in the ground truth and the method's output; means over the "
+             f"{served} served frames. Valid depth range {ev.min_depth}-{ev.max_depth} m.", "",
+             f"| method | frames | RMSE ({ev.unit}) | MAE ({ev.unit}) | coverage |",
+             "|---|---:|---:|---:|---:|"]
+    for m in METHODS:
+        lines.append(f"| {m} | {ev.count(m)} | {ev.mean('rmse', m):.3f} | "
+                     f"{ev.mean('mae', m):.3f} | {100 * ev.mean('coverage', m):.1f}% |")
+    lines += ["", "## Latency and drops", ""]
+    if lat.size:
+        lines.append(f"- Latency, depth frame published to output received: p50 "
+                     f"{np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "
+                     f"mean {lat.mean():.0f} ms, max {lat.max():.0f} ms.")
+    lines.append(f"- Depth frames in the bag: {n}; served: {served}; dropped by the node: "
+                 f"{n - served} ({100 * (n - served) / max(n, 1):.0f}%).")
+    lines.append(f"- Depth frames without an RGB frame within the sync slop (the recording lost "
+                 f"it): {ev.no_rgb}.")
+    lines.append(f"- Lost in the recording: {ev.recording_lost} ({ev.recording_lost_source}).")
+    if ev.node_drops:
+        lines.append("- Node drop reasons (last /diagnostics): " + ", ".join(
+            f"`{k}` {v}" for k, v in sorted(ev.node_drops.items())) + ".")
+    lines += ["", "## Plots", "", "![per-frame error](per_frame_error.png)", "",
+              "![latency histogram](latency_hist.png)", ""]
+    if has_strip:
+        lines += ["![qualitative strip](strip.png)", ""]
+    lines += ["Per-frame numbers: [frames.csv](frames.csv).", ""]
+    path = folder / "report.md"
+    _atomic_write(path, "\n".join(lines).encode())
+    return path

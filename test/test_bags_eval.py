@@ -1,0 +1,167 @@
+"""`naima-bag eval`: scores, latency, drops, units and the report, on bags with known outputs."""
+import csv
+
+import numpy as np
+import pytest
+
+from naima_ros.bags.cli import main
+from naima_ros.bags.evaluate import baseline_predictions, evaluate_bag
+from naima_ros.bags.io import TYPESTORE, BagReader, BagWriter, Topics, decode_depth_msg, depth_msg
+from naima_ros.bags.make import Frame, LRConfig, TimingConfig, make_bag
+from naima_ros.eval.metrics import rmse
+
+W, H, S = 64, 48, 8
+T = Topics()
+LATENCY_NS = 50_000_000
+
+
+def frames(n=4):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:H, 0:W]
+    out = []
+    for i in range(n):
+        depth = (1.0 + 0.03 * xx + 0.01 * yy + 0.1 * i).astype(np.float32)
+        depth[10:30, 20:40] = 0.8  # an object in front: a depth edge for the baselines
+        out.append(Frame(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8), depth,
+                         (50.0, 50.0, 31.5, 23.5)))
+    return out
+
+
+def fake_node_bag(tmp_path, encoding="16UC1", skip=(1,), output=lambda gt: gt, diag=None):
+    """Inputs from `make`, plus outputs as a node would record them: output(GT), 50 ms later."""
+    src = tmp_path / f"in_{encoding}"
+    make_bag(src, [frames()], lr=LRConfig(S, encoding), timing=TimingConfig(drop_rate=0.0),
+             progress=False)
+    out = tmp_path / f"out_{encoding}"
+    with BagReader(src) as reader, BagWriter(out, custom_data=reader.custom_data) as writer:
+        writer.declare(T.out_image, "sensor_msgs/msg/Image")  # as run and replay do
+        gts, depth_logs = {}, []
+        for conn, log_ns, raw in reader.raw_messages():
+            writer.write_raw(conn.topic, conn.msgtype, log_ns, raw)
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            if conn.topic == T.gt:
+                gts[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            elif conn.topic == T.depth:
+                depth_logs.append((log_ns, msg))
+        for i, (log_ns, d) in enumerate(depth_logs):
+            if i in skip:
+                continue
+            gt_m, _ = decode_depth_msg(gts[(d.header.stamp.sec, d.header.stamp.nanosec)], T.gt)
+            writer.write(T.out_image, depth_msg(d.header, output(gt_m), "32FC1"),
+                         log_ns + LATENCY_NS)
+        if diag:
+            writer.write(T.diagnostics, diag, depth_logs[-1][0] + 10**9)
+    return out
+
+
+def diagnostics(**drops):
+    t = TYPESTORE.types
+    kv = t["diagnostic_msgs/msg/KeyValue"]
+    values = [kv(key="frames_published", value="3")] + [
+        kv(key=f"dropped.{k}", value=str(v)) for k, v in drops.items()]
+    status = t["diagnostic_msgs/msg/DiagnosticStatus"](level=0, name="/naima: depth",
+                                                       message="ok", hardware_id="cpu",
+                                                       values=values)
+    from naima_ros.bags.io import header
+    return t["diagnostic_msgs/msg/DiagnosticArray"](header=header(1, ""), status=[status])
+
+
+def test_perfect_output_scores_zero_and_baselines_match_direct_calls(tmp_path):
+    ev = evaluate_bag(fake_node_bag(tmp_path), progress=False)
+    assert ev.unit == "mm" and ev.scale == S
+    assert [f.served for f in ev.frames] == [True, False, True, True]
+    assert [f.name for f in ev.frames] == ["f0", "f1", "f2", "f3"]
+    for f in ev.served:
+        assert f.rmse["NAIMA"] < 0.01 and f.mae["NAIMA"] < 0.01  # mm: float32 rounding only
+        assert f.coverage["NAIMA"] == 1.0
+        assert f.latency_ms == pytest.approx(LATENCY_NS / 1e6)
+        assert f.rmse["bicubic"] > 1.0 and f.rmse["guided filter"] > 1.0
+    # the baselines on frame 0, recomputed here from the same arrays
+    fr = frames()[0]
+    gt_mm = np.rint(fr.depth_m * 1000) / 1000  # the 16UC1 ground truth
+    from naima_ros.bags.make import lr_from_gt
+    lr = np.rint(lr_from_gt(fr.depth_m, fr.rgb, LRConfig(S), np.random.default_rng(0)) * 1000)
+    lr = (lr / 1000).astype(np.float32)
+    preds = baseline_predictions(fr.rgb, lr, np.isfinite(lr), S)
+    want = rmse(preds["bicubic"] * 1000, gt_mm * 1000)
+    assert ev.frames[0].rmse["bicubic"] == pytest.approx(want, rel=1e-4)
+    assert ev.mean("rmse", "NAIMA") < 0.01
+    assert ev.mean("rmse", "bicubic") == pytest.approx(
+        np.mean([f.rmse["bicubic"] for f in ev.served]))
+
+
+def test_coverage_units_and_diagnostics(tmp_path):
+    def half(gt):
+        out = gt.copy()
+        out[:, : W // 2] = np.nan
+        return out + 0.01  # 1 cm off where valid
+    bag = fake_node_bag(tmp_path, encoding="32FC1", skip=(), output=half,
+                        diag=diagnostics(superseded=2, size_mismatch=1))
+    ev = evaluate_bag(bag, progress=False)
+    assert ev.unit == "m"
+    assert len(ev.served) == 4
+    for f in ev.served:
+        assert f.coverage["NAIMA"] == pytest.approx(0.5)
+        assert f.rmse["NAIMA"] == pytest.approx(0.01, abs=1e-5)
+        assert f.mae["NAIMA"] == pytest.approx(0.01, abs=1e-5)
+        assert f.coverage["bicubic"] == 1.0
+    assert ev.node_drops == {"superseded": 2, "size_mismatch": 1}
+    assert "superseded 2" in ev.table()
+
+
+def test_cli_eval_writes_the_report(tmp_path, capsys):
+    bag = fake_node_bag(tmp_path)
+    report = tmp_path / "report"
+    assert main(["--no-progress", "eval", str(bag), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    for word in ("NAIMA", "bicubic", "guided filter", "RMSE mm", "latency (ms): p50 50",
+                 "4 depth frames in the bag, 3 served, 1 dropped"):
+        assert word in printed
+    for name in ("report.md", "frames.csv", "per_frame_error.png", "latency_hist.png",
+                 "strip.png"):
+        assert (report / name).stat().st_size > 0, name
+    for name in ("per_frame_error.png", "latency_hist.png", "strip.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (report / "report.md").read_text()
+    assert "| NAIMA | 3 |" in md and "![qualitative strip](strip.png)" in md
+    rows = list(csv.DictReader((report / "frames.csv").open()))
+    assert [r["served"] for r in rows] == ["1", "0", "1", "1"]
+    assert float(rows[0]["latency_ms"]) == pytest.approx(50.0)
+    assert rows[1]["rmse_NAIMA_mm"] == ""
+    assert not list(report.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_bad_bags_give_clear_errors(tmp_path, capsys):
+    src = tmp_path / "in"
+    make_bag(src, [frames(2)], progress=False)
+    assert main(["eval", str(src), "--report", str(tmp_path / "r")]) == 2
+    assert "/depth_registered/image_rect (--out-image-topic)" in capsys.readouterr().err
+    bag = fake_node_bag(tmp_path)
+    assert main(["eval", str(bag), "--report", str(tmp_path / "r"), "--gt-topic", "/gt"]) == 2
+    assert "no topic /gt (--gt-topic)" in capsys.readouterr().err
+    # a ground truth in an encoding nobody knows
+    odd = tmp_path / "odd"
+    with BagReader(bag) as reader, BagWriter(odd) as writer:
+        for conn, log_ns, raw in reader.raw_messages():
+            if conn.topic == T.gt:
+                msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+                msg.encoding = "8UC3"
+                raw = TYPESTORE.serialize_cdr(msg, conn.msgtype)
+            writer.write_raw(conn.topic, conn.msgtype, log_ns, raw)
+    assert main(["eval", str(odd), "--report", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "topic /depth_gt/image_rect" in err and "8UC3" in err
+    assert main(["eval", str(bag), "--report", str(tmp_path / "r"), "--strip-frame",
+                 "middle"]) == 2
+    assert "--strip-frame" in capsys.readouterr().err
+
+
+def test_a_node_that_served_nothing_still_gets_a_report(tmp_path, capsys):
+    bag = fake_node_bag(tmp_path, skip=(0, 1, 2, 3))
+    report = tmp_path / "report"
+    assert main(["--no-progress", "eval", str(bag), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 depth frames in the bag, 0 served, 4 dropped by the node (100%)" in printed
+    md = (report / "report.md").read_text()
+    assert "| NAIMA | 0 | nan |" in md and "strip.png" not in md and "RMSE (mm)" in md
+    assert (report / "latency_hist.png").is_file()

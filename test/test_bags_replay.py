@@ -1,0 +1,152 @@
+"""`naima-bag replay` over real DDS: the node as its own process, a tiny checkpoint, clean stops.
+
+Each test process gets its own ROS_DOMAIN_ID and localhost-only discovery (as test_ros_node);
+the node process inherits them. Tests wait on conditions and never assert timing.
+"""
+import os
+
+os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)  # 1..100: unique per test process
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"  # older distros
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from naima_ros.bags.cli import main  # noqa: E402
+from naima_ros.bags.io import BagReader, BagWriter, Topics  # noqa: E402
+from naima_ros.bags.make import Frame, TimingConfig, make_bag  # noqa: E402
+from naima_ros.bags.replay import node_command, parse_params  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+W, H, S = 64, 48, 8
+T = Topics()
+
+
+@pytest.fixture(scope="module")
+def input_bag(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:H, 0:W]
+    frames = [Frame(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+                    (1.0 + 0.02 * xx + 0.01 * yy + 0.1 * i).astype(np.float32),
+                    (50.0, 50.0, 31.5, 23.5)) for i in range(4)]
+    path = tmp_path_factory.mktemp("replay") / "in"
+    make_bag(path, [frames], timing=TimingConfig(drop_rate=0.0), progress=False)
+    return path
+
+
+def stamps(msgs):
+    return {(m.header.stamp.sec, m.header.stamp.nanosec) for m in msgs}
+
+
+def test_replay_records_what_the_node_publishes(tmp_path, input_bag, tiny_checkpoint, capsys):
+    """A driver's own topic names: the node is remapped onto them, outputs renamed too."""
+    names = Topics(rgb="/cam/color/image_raw", rgb_info="/cam/color/camera_info",
+                   depth="/tof/depth/image_raw", gt="/tof/depth_gt", out_image="/sr/depth",
+                   out_info="/sr/camera_info", out_points="/sr/points")
+    renamed = tmp_path / "renamed"
+    with BagReader(input_bag) as reader, BagWriter(renamed) as writer:
+        rename = dict(zip((T.rgb, T.rgb_info, T.depth, T.gt),
+                          (names.rgb, names.rgb_info, names.depth, names.gt)))
+        for conn, log_ns, raw in reader.raw_messages():
+            writer.write_raw(rename[conn.topic], conn.msgtype, log_ns, raw)
+    out = tmp_path / "out"
+    rc = main(["--no-progress", "replay", str(renamed), str(out),
+               "--checkpoint", str(tiny_checkpoint(scale=S)), "--rate", "0.5",
+               "--param", "device:=cpu", "--settle", "2",
+               "--rgb-topic", names.rgb, "--rgb-info-topic", names.rgb_info,
+               "--depth-topic", names.depth, "--gt-topic", names.gt,
+               "--out-image-topic", names.out_image, "--out-info-topic", names.out_info,
+               "--out-points-topic", names.out_points])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "node exit code 0" in printed.out  # SIGINT: a clean rclpy shutdown
+    with BagReader(renamed) as reader:
+        counts_in = reader.message_counts
+    got = {}
+    with BagReader(out) as reader:
+        for topic, _, msg in reader.messages():
+            got.setdefault(topic, []).append(msg)
+    for topic, n in counts_in.items():  # every input message was published and recorded
+        assert len(got[topic]) == n, topic
+    images = got[names.out_image]
+    assert images and stamps(images) <= stamps(got[names.depth])
+    assert stamps(got[names.out_info]) == stamps(images) == stamps(got[names.out_points])
+    assert all((m.encoding, m.width, m.height) == ("32FC1", W, H) for m in images)
+    assert got[T.diagnostics]
+    assert not set(got) & {T.out_image, T.out_info, T.out_points}
+    log = (tmp_path / "out.node.log").read_text()
+    assert "ready: model" in log
+    report = tmp_path / "report"
+    assert main(["--no-progress", "eval", str(out), "--report", str(report),
+                 "--rgb-topic", names.rgb, "--depth-topic", names.depth, "--gt-topic",
+                 names.gt, "--out-image-topic", names.out_image]) == 0
+    assert "latency (ms)" in capsys.readouterr().out
+
+
+def test_a_node_that_cannot_start_is_reported_with_its_log(tmp_path, input_bag, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint" * 10)
+    out = tmp_path / "out"
+    assert main(["--no-progress", "replay", str(input_bag), str(out), "--checkpoint", str(bad),
+                 "--scale", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "the node exited during start-up" in err and "cannot start" in err
+    with BagReader(out) as reader:  # finalised, readable, nothing published
+        assert sum(reader.message_counts.values()) == 0
+
+
+def test_no_node_running_times_out_with_a_hint(tmp_path, input_bag, capsys):
+    assert main(["--no-progress", "replay", str(input_bag), str(tmp_path / "out"),
+                 "--no-node", "--startup-timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "did not subscribe" in err and "ROS_DOMAIN_ID" in err
+
+
+def test_node_command_remaps_every_topic_and_passes_parameters(tmp_path):
+    topics = Topics(rgb="/cam/color", depth="/tof/depth", out_image="/sr/depth")
+    cmd = node_command(tmp_path / "m.safetensors", 8, topics, warmup_size=(64, 48),
+                       params=parse_params(["device:=cpu", "publish_points:=false",
+                                            "slop=0.05"]))
+    text = " ".join(cmd)
+    assert "-m naima_ros.ros.node --ros-args" in text
+    for arg in ("rgb/image_rect_color:=/cam/color", "depth/image_rect:=/tof/depth",
+                "depth_registered/image_rect:=/sr/depth", "rgb/camera_info:=/rgb/camera_info",
+                "scale:=8", "warmup_width:=64", "warmup_height:=48", "device:=cpu",
+                "publish_points:=false", "slop:=0.05"):
+        assert arg in cmd, arg
+    assert parse_params(["a:=1", "b:=2.5", "c:=true", "d:=x"]) == {"a": 1, "b": 2.5, "c": True,
+                                                                 "d": "x"}
+
+
+def test_sigterm_stops_the_node_and_keeps_the_bag(tmp_path, input_bag, tiny_checkpoint):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    ckpt = tmp_path / "sigterm_test_model.safetensors"  # a unique path to find the node by
+    shutil.copy(tiny_checkpoint(scale=S), ckpt)
+    out = tmp_path / "out"
+    log = tmp_path / "out.node.log"
+    proc = subprocess.Popen([sys.executable, "-m", "naima_ros.bags.cli", "--no-progress",
+                             "replay", str(input_bag), str(out), "--checkpoint", str(ckpt),
+                             "--rate", "0.05", "--param", "device:=cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.is_file() and "ready: model" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(1.5)  # mid-replay: 4 frames at 0.05 x 10 Hz take ~6 s
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; the output bag keeps what was written" in err
+    with BagReader(out) as reader:  # finalised: readable, holding what was published
+        assert 0 < reader.message_counts[T.rgb] <= 4
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(ckpt) not in ps  # the node process is gone
