@@ -15,8 +15,10 @@ transformers = pytest.importorskip("transformers", reason="transformers (dev dep
 def official_meta_state(pos_grid: int = 37) -> dict:
     """Random tensors with the exact key names and shapes of Meta's dinov2_vits14_pretrain.pth."""
     g = torch.Generator().manual_seed(0)
-    sd = {"cls_token": torch.randn(1, 1, 384, generator=g), "pos_embed": torch.randn(1, pos_grid**2 + 1, 384, generator=g),
-          "mask_token": torch.randn(1, 384, generator=g), "patch_embed.proj.weight": torch.randn(384, 3, 14, 14, generator=g),
+    sd = {"cls_token": torch.randn(1, 1, 384, generator=g),
+          "pos_embed": torch.randn(1, pos_grid**2 + 1, 384, generator=g),
+          "mask_token": torch.randn(1, 384, generator=g),
+          "patch_embed.proj.weight": torch.randn(384, 3, 14, 14, generator=g),
           "patch_embed.proj.bias": torch.randn(384, generator=g), "norm.weight": torch.randn(384, generator=g),
           "norm.bias": torch.randn(384, generator=g)}
     for i in range(12):

@@ -329,14 +329,16 @@ def open_dataset(key: str, args: argparse.Namespace) -> tuple[FrameList, str]:
                 frames = nyu.load_prepared_split(args.nyu_npy, "test")
                 return frames, f"NYU v2 prepared test split ({len(frames)} images, {args.nyu_npy})"
             frames = shared.load_test_set("NYUDepthv2_Test", root)
-            return frames, (f"{SHARED_SUBSET}: NYU v2, only the {len(frames)} shared test pairs, NOT the 449-image test split "
+            return frames, (f"{SHARED_SUBSET}: NYU v2, only the {len(frames)} shared test pairs, "
+                            f"NOT the 449-image test split "
                             f"(give --nyu-mat or --nyu-npy) ({frames.description})")
         if key == "rgbdd":
             if args.rgbdd_root:
                 frames = rgbdd.load_rgbdd(args.rgbdd_root, "test")
                 return frames, f"RGB-D-D test split ({len(frames)} images, {args.rgbdd_root})"
             frames = shared.load_test_set("RGBDD_Test_Realscene", root)
-            return frames, (f"{SHARED_SUBSET}: RGB-D-D, only the {len(frames)} shared real-scene pairs, NOT the 405-image test "
+            return frames, (f"{SHARED_SUBSET}: RGB-D-D, only the {len(frames)} shared real-scene pairs, "
+                            f"NOT the 405-image test "
                             f"split (give --rgbdd-root); LR synthesised from the GT ({frames.description})")
         if key == "tofdsr":
             if not args.tofdsr_root:

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from naima_ros.model.dinov2 import EMBED_DIM, PATCH_SIZE, DinoV2
-from naima_ros.model.layers import (PROJECTION_GEOMETRY, AffineCoupling, BackProjection, ContrastChannelAttention, FrequencyFusion,
+from naima_ros.model.layers import (PROJECTION_GEOMETRY, AffineCoupling, BackProjection, ContrastChannelAttention,
+                                    FrequencyFusion,
                                     ResBlock, ResidualGroup, conv, inv_sqrt, lrelu, sdpa_attention)
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,8 @@ class NaimaConfig:
     def __post_init__(self):
         checks = [
             (self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}"),
-            (self.num_feats >= 16 and self.num_feats % 16 == 0, f"num_feats must be a multiple of 16 ≥ 16, got {self.num_feats!r}"),
+            (self.num_feats >= 16 and self.num_feats % 16 == 0,
+             f"num_feats must be a multiple of 16 ≥ 16, got {self.num_feats!r}"),
             (self.gta_rcabs >= 0, f"gta_rcabs must be ≥ 0, got {self.gta_rcabs!r}"),
             (self.token_kernel in (1, 3), f"token_kernel must be 1 or 3, got {self.token_kernel!r}"),
             (self.attention_kv_stride >= 1, f"attention_kv_stride must be ≥ 1, got {self.attention_kv_stride!r}"),
@@ -416,7 +418,8 @@ PRESETS: dict[str, dict] = {
     # Ablation NAIMA+ (eq. 11): token features added instead of attended.
     "naima_plus": dict(attention="add"),
     # Onboard real time: everything at LR, 2 RCABs per GTA, pixel-shuffle upsampler, DINOv2 at half resolution.
-    "light": dict(num_feats=32, gta_rcabs=2, token_kernel=1, attention_kv_stride=4, fusion_at="lr", upsampler="pixelshuffle", upsampler_feats=64,
+    "light": dict(num_feats=32, gta_rcabs=2, token_kernel=1, attention_kv_stride=4, fusion_at="lr",
+                  upsampler="pixelshuffle", upsampler_feats=64,
                   upsampler_groups=1, upsampler_rcabs=4, dino_input_scale=0.5),
 }
 
