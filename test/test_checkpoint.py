@@ -110,6 +110,10 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         atomic_write(path, fail)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]  # no temporary left behind
+    atomic_write(path, lambda tmp: open(tmp, "wb").write(b"new"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_bytes() == b"new" and (path.stat().st_mode & 0o777) == 0o666 & ~umask
 
 
 def test_naima_convert_reference_pth_reproduces_parity(tmp_path, capsys):
