@@ -36,7 +36,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from naima_ros.inference import Upsampler, fill_invalid, standardise_rgb  # noqa: E402
+from naima_ros.data.common import fill_invalid_nearest  # noqa: E402
+from naima_ros.inference import Upsampler, standardise_rgb  # noqa: E402
 from naima_ros.ros.conversions import (camera_info_to_output, depth_from_image,  # noqa: E402
                                        depth_image, points_cloud, rgb_from_image)
 
@@ -111,7 +112,7 @@ def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None
 
     # the network alone, on inputs already normalised and padded as the Upsampler does
     d_valid = depth_m[valid]
-    norm = fill_invalid(np.where(valid, (depth_m - d_valid.min()) / np.ptp(d_valid), 0.0),
+    norm = fill_invalid_nearest(np.where(valid, (depth_m - d_valid.min()) / np.ptp(d_valid), 0.0),
                         valid).astype(np.float32)
     ph, pw = up._pad_target(height, width)
     rgb_p = torch.nn.functional.pad(standardise_rgb(rgb), (0, pw - width, 0, ph - height),

@@ -28,14 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
-
 from naima_ros.checkpoint import load_checkpoint
+from naima_ros.data import transforms
+from naima_ros.data.common import fill_invalid_nearest
 from naima_ros.model.dinov2 import PATCH_SIZE
 from naima_ros.model.naima import Naima
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -67,11 +65,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def standardise_rgb(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB → ImageNet-standardised float32 (1, 3, H, W)."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+    """uint8 (H, W, 3) RGB → ImageNet-standardised float32 (1, 3, H, W), as in training."""
+    return torch.from_numpy(transforms.standardise_rgb(rgb)).unsqueeze(0)
 
 
 def valid_depth_mask(depth_m: np.ndarray, min_depth: float | None = None, max_depth: float | None = None) -> np.ndarray:
@@ -82,14 +77,6 @@ def valid_depth_mask(depth_m: np.ndarray, min_depth: float | None = None, max_de
     if max_depth is not None:
         valid &= depth_m <= max_depth
     return valid
-
-
-def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace invalid pixels by their nearest valid pixel's value (exact Euclidean nearest)."""
-    if valid.all():
-        return values
-    _, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
-    return values[iy, ix]
 
 
 def check_frame(rgb, depth_lr) -> int:
@@ -244,7 +231,7 @@ class Upsampler:
                                     f"(all 0/NaN/inf or outside [{self.min_depth}, {self.max_depth}] m)")
         d_min, d_max = float(depth_lr[valid].min()), float(depth_lr[valid].max())
         span = max(d_max - d_min, 1e-6)
-        depth_norm = fill_invalid(np.where(valid, (depth_lr - d_min) / span, 0.0), valid).astype(np.float32)
+        depth_norm = fill_invalid_nearest(np.where(valid, (depth_lr - d_min) / span, 0.0), valid).astype(np.float32)
         h, w = depth_lr.shape
         s = self.scale
         rgb_std = standardise_rgb(rgb)

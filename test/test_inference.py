@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from naima_ros.checkpoint import load_checkpoint
-from naima_ros.inference import NoValidDepthError, Upsampler, fill_invalid
+from naima_ros.data.common import fill_invalid_nearest
+from naima_ros.inference import NoValidDepthError, Upsampler
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_tiling_blends_to_the_full_frame_result(tiny_checkpoint):
 def test_fill_invalid_uses_nearest_valid_value():
     values = np.array([[1.0, 0.0, 0.0, 4.0]])
     valid = np.array([[True, False, False, True]])
-    assert fill_invalid(values, valid).tolist() == [[1.0, 1.0, 4.0, 4.0]]
+    assert fill_invalid_nearest(values, valid).tolist() == [[1.0, 1.0, 4.0, 4.0]]
 
 
 def test_describe_and_warmup(upsampler):

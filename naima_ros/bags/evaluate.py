@@ -34,7 +34,7 @@ from naima_ros.bags.io import (DIAGNOSTICS, IMAGE, BagError, BagReader, Topics, 
                                decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
 from naima_ros.eval import metrics
 from naima_ros.eval.baselines import bicubic, guided_filter
-from naima_ros.inference import fill_invalid
+from naima_ros.data.common import fill_invalid_nearest
 
 __all__ = ["METHODS", "Evaluation", "FrameScore", "evaluate_bag"]
 
@@ -125,7 +125,7 @@ def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float
 def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, lr_valid: np.ndarray,
                          scale: int) -> dict[str, np.ndarray]:
     """Bicubic and guided filter on what the model gets; NaN where the LR cell was invalid."""
-    filled = fill_invalid(np.where(lr_valid, depth_lr, 0.0), lr_valid).astype(np.float32)
+    filled = fill_invalid_nearest(np.where(lr_valid, depth_lr, 0.0), lr_valid).astype(np.float32)
     hr_valid = np.repeat(np.repeat(lr_valid, scale, axis=0), scale, axis=1)
     return {name: np.where(hr_valid, fn(rgb, filled, scale), np.nan).astype(np.float32)
             for name, fn in BASELINES.items()}
