@@ -37,7 +37,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from naima_ros.data.common import fill_invalid_nearest  # noqa: E402
-from naima_ros.inference import Upsampler, standardise_rgb  # noqa: E402
+from naima_ros.frames import standardise_rgb  # noqa: E402
+from naima_ros.inference import Upsampler, network_size  # noqa: E402
 from naima_ros.ros.conversions import (camera_info_to_output, depth_from_image,  # noqa: E402
                                        depth_image, points_cloud, rgb_from_image)
 
@@ -114,8 +115,8 @@ def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None
     d_valid = depth_m[valid]
     norm = fill_invalid_nearest(np.where(valid, (depth_m - d_valid.min()) / np.ptp(d_valid), 0.0),
                         valid).astype(np.float32)
-    ph, pw = up._pad_target(height, width)
-    rgb_p = torch.nn.functional.pad(standardise_rgb(rgb), (0, pw - width, 0, ph - height),
+    ph, pw = network_size(up.model.config, height, width)
+    rgb_p = torch.nn.functional.pad(torch.from_numpy(standardise_rgb(rgb))[None], (0, pw - width, 0, ph - height),
                                     mode="replicate")
     depth_p = torch.nn.functional.pad(torch.from_numpy(norm)[None, None],
                                       (0, pw // s - norm.shape[1], 0, ph // s - norm.shape[0]),

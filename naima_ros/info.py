@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
@@ -37,8 +36,9 @@ from collections.abc import Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from naima_ros.model.dinov2 import PATCH_SIZE
-from naima_ros.model.naima import PRESETS, REFERENCE_IMG_SIZE, SCALES, build_model, count_parameters
+from naima_ros.inference import network_size
+from naima_ros.model.naima import PRESETS, REFERENCE_IMG_SIZE, build_model, count_parameters
+from naima_ros.options import SCALES
 
 __all__ = ["TABLE4", "SPEC_TRUE_TFLOPS", "network_size", "count_flops", "describe", "main"]
 
@@ -49,18 +49,6 @@ TABLE4 = {
     16: {"trainable": 119_930_549, "frozen": 21_924_096, "total_params_M_thop": 140.422, "tflops_thop_macs": 11.3744},
 }
 SPEC_TRUE_TFLOPS = {4: 3.080, 8: 3.050, 16: 2.948}  # FlopCounterMode at REFERENCE_IMG_SIZE
-
-
-def network_size(config, height: int, width: int) -> tuple[int, int]:
-    """The HR size the network runs at for an output of ``height`` x ``width``.
-
-    Same rule as ``Upsampler._pad_target``: round each side up to ``config.size_multiple`` and to
-    the smallest side the token projector accepts.
-    """
-    m = config.size_multiple
-    min_side = math.ceil(config.token_kernel * PATCH_SIZE / config.dino_input_scale)
-    floor = math.ceil(min_side / m) * m
-    return max(math.ceil(height / m) * m, floor), max(math.ceil(width / m) * m, floor)
 
 
 def _build(preset: str, scale: int, device: str):

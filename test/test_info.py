@@ -8,8 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from naima_ros import info
-from naima_ros.inference import Upsampler
+from naima_ros.inference import network_size
 from naima_ros.model import build_model
+from naima_ros.model.naima import check_inputs
 
 
 def run_info(capsys, *argv):
@@ -75,14 +76,24 @@ def test_light_flops_on_meta_match_a_real_cpu_count_without_attention():
 
 
 @pytest.mark.parametrize("preset,scale", [("reference", 4), ("naima", 8), ("light", 16)])
-def test_network_size_is_the_upsamplers_padding(preset, scale):
+def test_network_size_is_the_smallest_size_the_network_accepts(preset, scale):
+    """The one padded-size rule (inference.network_size, used by the Upsampler and naima-info) gives
+    sizes the network's own input check accepts, and the next smaller multiple is too small."""
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(preset, scale, warn_untrained=False)
-    upsampler = Upsampler(model, {}, device="cpu")
+    assert info.network_size is network_size
+    m = model.config.size_multiple
     for hw in [(480, 640), (100, 37), (420, 420), (1, 1)]:
-        assert info.network_size(model.config, *hw) == upsampler._pad_target(*hw)
+        ph, pw = network_size(model.config, *hw)
+        assert ph >= hw[0] and pw >= hw[1] and ph % m == 0 and pw % m == 0
+        image = torch.zeros(1, 3, ph, pw)
+        check_inputs(image, torch.zeros(1, 1, ph // scale, pw // scale), model.config)
+        if ph - m >= hw[0]:  # only the minimum side forces more than rounding up
+            with pytest.raises(ValueError, match="too small"):
+                check_inputs(torch.zeros(1, 3, ph - m, pw), torch.zeros(1, 1, (ph - m) // scale, pw // scale),
+                             model.config)
 
 
 def test_vga_size_is_padded_for_the_reference_preset(capsys):

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from naima_ros.frames import fill_invalid_nearest
+
 __all__ = [
     "DatasetError",
     "RGBDFrame",
@@ -136,27 +138,6 @@ def read_depth_png(path: str | os.PathLike, *, bits: int) -> np.ndarray:
             raise DatasetError(f"{path}: expected a 16-bit depth PNG, got dtype {array.dtype}")
         array = array.astype(np.uint16)
     return array
-
-
-def fill_invalid_nearest(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Fill invalid pixels with the nearest valid value (Euclidean), so depth is finite everywhere.
-
-    Args:
-        depth: (H, W) float depth.
-        valid: (H, W) bool mask of measured pixels.
-
-    Returns:
-        (H, W) float32 copy; if nothing is valid, zeros.
-    """
-    from scipy import ndimage
-
-    depth = np.asarray(depth, dtype=np.float32)
-    if valid.all():
-        return depth.copy()
-    if not valid.any():
-        return np.zeros_like(depth)
-    indices = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return depth[tuple(indices)].astype(np.float32)
 
 
 def clip_depth(depth_m: np.ndarray, clip: tuple[float, float], *,

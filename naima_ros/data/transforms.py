@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from naima_ros.frames import IMAGENET_MEAN, IMAGENET_STD, standardise_rgb
+from naima_ros.resample import resize_bicubic_pil
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -28,28 +30,8 @@ __all__ = [
     "make_training_sample",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's rgb_to_grayscale weights, used by adjust_contrast for the mean grey level.
 _GREY_WEIGHTS = (0.2989, 0.587, 0.114)
-
-
-def standardise_rgb(rgb_uint8: np.ndarray, mode: str = "imagenet") -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 network input.
-
-    Args:
-        rgb_uint8: (H, W, 3) uint8 image.
-        mode: "imagenet" (/255 then ImageNet mean/std: training, NYU/RGB-D-D/TOFDSR, and the
-            corrected Middlebury/Lu protocol) or "unit" (/255 only: the reference's Middlebury/Lu).
-    """
-    rgb = np.asarray(rgb_uint8, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    if mode == "unit":
-        return np.ascontiguousarray(rgb)
-    if mode != "imagenet":
-        raise ValueError(f"unknown RGB normalisation {mode!r}; expected 'imagenet' or 'unit'")
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
-    return np.ascontiguousarray((rgb - mean) / std)
 
 
 def unstandardise_rgb(rgb_std: np.ndarray) -> np.ndarray:
@@ -90,25 +72,6 @@ def synthesize_lr(depth_norm, scale: int):
                        antialias=True, align_corners=False)
     lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
     return lr.numpy() if is_numpy else lr
-
-
-def resize_bicubic_pil(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize a float (H, W) array with PIL bicubic in 32-bit float mode ("F").
-
-    This is the protocol of the literature's "Bicubic" rows (PIL for both the LR and the
-    upsampling): on the 8-bit Middlebury/Lu depth divided by 255 it reproduces the anchors of
-    ``shared/data/README.md`` (resizing the uint8 image instead rounds and misses them).
-    PIL antialiases when downsampling (its bicubic support grows with the factor).
-
-    Args:
-        array: (H, W) float array.
-        size_hw: Output (height, width).
-
-    Returns:
-        (height, width) float32.
-    """
-    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))
-    return np.asarray(image.resize((size_hw[1], size_hw[0]), Image.BICUBIC), dtype=np.float32)
 
 
 def upsample_bicubic_torch(depth_lr, size_hw: tuple[int, int]):

@@ -4,6 +4,7 @@ Every baseline is ``baseline(rgb_uint8, depth_lr, scale) -> depth_hr``:
     rgb_uint8: (H, W, 3) uint8 guide, with H = h * scale and W = w * scale (modcropped);
     depth_lr: (h, w) float depth in any unit (every baseline here is unit-free: linear in depth);
     returns (H, W) float32 depth in the unit of ``depth_lr``.
+Everything here is numpy (no torch), so a predictor built on a baseline runs without torch.
 Keyword parameters have per-scale defaults (``GUIDED_FILTER_DEFAULTS``, ``JBU_DEFAULTS``), chosen by a
 grid search on 12-24 of the 360 RGB-D-D training frames (never on the test sets), RMSE at x4/x8/x16:
 guided filter r in {1, 2, s/4, s/2, s, 2s}, eps in {1e-6 .. 1e-1}; JBU r in {1, 2, 3}, sigma_s in
@@ -11,8 +12,8 @@ guided filter r in {1, 2, s/4, s/2, s, 2s}, eps in {1e-6 .. 1e-1}; JBU r in {1, 
 On those RGB-D-D frames (smooth depth, textured colour) JBU never beats bicubic and the guided
 filter only does at x8/x16; on Middlebury both do at x8.
 
-- Bicubic: ``F.interpolate(bicubic, align_corners=False)`` (torch) or PIL bicubic in float mode,
-  the literature's "Bicubic" row protocol.
+- Bicubic: torch's ``F.interpolate(bicubic, align_corners=False)`` kernel in numpy
+  (``naima_ros.resample``), or PIL bicubic in float mode, the literature's "Bicubic" row protocol.
 - Guided filter: K. He, J. Sun, X. Tang, "Guided Image Filtering", ECCV 2010 / TPAMI 2013, colour
   guide version (3x3 covariance per window), applied to the bicubic-upsampled depth.
 - Joint bilateral upsampling: J. Kopf, M. Cohen, D. Lischinski, M. Uyttendaele, SIGGRAPH 2007:
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from naima_ros.data.transforms import resize_bicubic_pil, upsample_bicubic_torch
+from naima_ros.resample import resize_bicubic_pil, upsample_bicubic
 
 __all__ = [
     "GUIDED_FILTER_DEFAULTS",
@@ -90,9 +91,9 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
 
 
 def bicubic(rgb_uint8: np.ndarray, depth_lr: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic upsampling with torch (align_corners=False); the RGB only sets the size."""
+    """Bicubic upsampling as torch's (align_corners=False, A = -0.75); the RGB only sets the size."""
     rgb, depth = _check(rgb_uint8, depth_lr, scale)
-    return upsample_bicubic_torch(depth.astype(np.float32), rgb.shape[:2])
+    return upsample_bicubic(depth, rgb.shape[:2])
 
 
 def bicubic_pil(rgb_uint8: np.ndarray, depth_lr: np.ndarray, scale: int) -> np.ndarray:
@@ -153,7 +154,7 @@ def guided_filter(rgb_uint8: np.ndarray, depth_lr: np.ndarray, scale: int, *, ra
     # Filter in min-max normalised units so eps means the same for any depth unit.
     lo, hi = float(depth.min()), float(depth.max())
     span = hi - lo if hi > lo else 1.0
-    up = upsample_bicubic_torch(((depth - lo) / span).astype(np.float32), rgb.shape[:2])
+    up = upsample_bicubic(((depth - lo) / span).astype(np.float32), rgb.shape[:2])
     out = guided_filter_rgb(rgb.astype(np.float64) / 255.0, up, radius, eps)
     return (out * span + lo).astype(np.float32)
 
@@ -214,6 +215,7 @@ def joint_bilateral_upsampling(rgb_uint8: np.ndarray, depth_lr: np.ndarray, scal
     return out.astype(np.float32)
 
 
+# The one spelling of each method: naima_ros.options.BASELINE_METHODS.
 BASELINES = {
     "bicubic": bicubic,
     "guided_filter": guided_filter,
