@@ -72,20 +72,20 @@ def test_perfect_output_scores_zero_and_baselines_match_direct_calls(tmp_path):
     assert [f.served for f in ev.frames] == [True, False, True, True]
     assert [f.name for f in ev.frames] == ["f0", "f1", "f2", "f3"]
     for f in ev.served:
-        assert f.rmse["NAIMA"] < 0.01 and f.mae["NAIMA"] < 0.01  # mm: float32 rounding only
-        assert f.coverage["NAIMA"] == 1.0
+        assert f.rmse["naima"] < 0.01 and f.mae["naima"] < 0.01  # mm: float32 rounding only
+        assert f.coverage["naima"] == 1.0
         assert f.latency_ms == pytest.approx(LATENCY_NS / 1e6)
-        assert f.rmse["bicubic"] > 1.0 and f.rmse["guided filter"] > 1.0
+        assert f.rmse["bicubic"] > 1.0 and f.rmse["guided_filter"] > 1.0
     # the baselines on frame 0, recomputed here from the same arrays
     fr = frames()[0]
     gt_mm = np.rint(fr.depth_m * 1000) / 1000  # the 16UC1 ground truth
     from naima_ros.bags.make import lr_from_gt
     lr = np.rint(lr_from_gt(fr.depth_m, fr.rgb, LRConfig(S), np.random.default_rng(0)) * 1000)
     lr = (lr / 1000).astype(np.float32)
-    preds = baseline_predictions(fr.rgb, lr, np.isfinite(lr), S)
+    preds = baseline_predictions(fr.rgb, lr, min_depth=0.1, max_depth=10.0)
     want = rmse(preds["bicubic"] * 1000, gt_mm * 1000)
     assert ev.frames[0].rmse["bicubic"] == pytest.approx(want, rel=1e-4)
-    assert ev.mean("rmse", "NAIMA") < 0.01
+    assert ev.mean("rmse", "naima") < 0.01
     assert ev.mean("rmse", "bicubic") == pytest.approx(
         np.mean([f.rmse["bicubic"] for f in ev.served]))
 
@@ -101,9 +101,9 @@ def test_coverage_units_and_diagnostics(tmp_path):
     assert ev.unit == "m"
     assert len(ev.served) == 4
     for f in ev.served:
-        assert f.coverage["NAIMA"] == pytest.approx(0.5)
-        assert f.rmse["NAIMA"] == pytest.approx(0.01, abs=1e-5)
-        assert f.mae["NAIMA"] == pytest.approx(0.01, abs=1e-5)
+        assert f.coverage["naima"] == pytest.approx(0.5)
+        assert f.rmse["naima"] == pytest.approx(0.01, abs=1e-5)
+        assert f.mae["naima"] == pytest.approx(0.01, abs=1e-5)
         assert f.coverage["bicubic"] == 1.0
     assert ev.node_drops == {"superseded": 2, "size_mismatch": 1}
     assert "superseded 2" in ev.table()
@@ -114,7 +114,7 @@ def test_cli_eval_writes_the_report(tmp_path, capsys):
     report = tmp_path / "report"
     assert main(["--no-progress", "eval", str(bag), "--report", str(report)]) == 0
     printed = capsys.readouterr().out
-    for word in ("NAIMA", "bicubic", "guided filter", "RMSE mm", "latency (ms): p50 50",
+    for word in ("naima", "bicubic", "guided_filter", "RMSE mm", "latency (ms): p50 50",
                  "4 depth frames in the bag, 3 served, 1 dropped"):
         assert word in printed
     for name in ("report.md", "frames.csv", "per_frame_error.png", "latency_hist.png",
@@ -123,11 +123,11 @@ def test_cli_eval_writes_the_report(tmp_path, capsys):
     for name in ("per_frame_error.png", "latency_hist.png", "strip.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (report / "report.md").read_text()
-    assert "| NAIMA | 3 |" in md and "![qualitative strip](strip.png)" in md
+    assert "| naima | 3 |" in md and "![qualitative strip](strip.png)" in md
     rows = list(csv.DictReader((report / "frames.csv").open()))
     assert [r["served"] for r in rows] == ["1", "0", "1", "1"]
     assert float(rows[0]["latency_ms"]) == pytest.approx(50.0)
-    assert rows[1]["rmse_NAIMA_mm"] == ""
+    assert rows[1]["rmse_naima_mm"] == ""
     assert not list(report.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 
@@ -163,5 +163,5 @@ def test_a_node_that_served_nothing_still_gets_a_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "4 depth frames in the bag, 0 served, 4 dropped by the node (100%)" in printed
     md = (report / "report.md").read_text()
-    assert "| NAIMA | 0 | nan |" in md and "strip.png" not in md and "RMSE (mm)" in md
+    assert "| naima | 0 | nan |" in md and "strip.png" not in md and "RMSE (mm)" in md
     assert (report / "latency_hist.png").is_file()

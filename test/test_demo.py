@@ -19,8 +19,8 @@ def test_demo_makes_replays_evaluates_and_reports(tmp_path, tiny_checkpoint, cap
                     "--frames", "3", "--size", "64x48", "--rate", "1", "--no-progress"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
-    for text in ("[1/3] sample bag", "[2/3] replayed over DDS", "[3/3] evaluated", "NAIMA",
-                 "bicubic", "guided filter", "latency (ms)", "dropped by the node", "report:"):
+    for text in ("[1/3] sample bag", "[2/3] replayed over DDS", "[3/3] evaluated", "naima",
+                 "bicubic", "guided_filter", "latency (ms)", "dropped by the node", "report:"):
         assert text in printed.out, text
     with BagReader(out / "sample_bag") as reader:
         assert "motorcycle" in reader.frame_names().values()

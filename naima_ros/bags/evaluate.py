@@ -1,14 +1,16 @@
 """`naima-bag eval`: score the node's outputs in a bag against its ground-truth topic.
 
 Frames are the depth frames of the input topic; a frame is served when an output image carries
-its stamp (the node stamps every output with the depth header). Per served frame, for NAIMA and,
-on the same frame, for bicubic and the guided filter (`naima_ros.eval.baselines`):
+its stamp (the node stamps every output with the depth header). Per served frame, for the node's
+output ("naima", or whichever method the node served) and, on the same frame, for the baseline
+predictors (`naima_ros.predictors`: "bicubic" and "guided_filter" by default):
 - RMSE and MAE in the bag's units (millimetres for a 16UC1 ground truth, metres for 32FC1) over
   pixels valid in both the ground truth and the method's output (`naima_ros.eval.metrics`);
 - coverage: the share of valid ground-truth pixels the method gives a valid depth for.
-The baselines get what the node's model gets: the LR depth masked to [min_depth, max_depth], holes
-filled with the nearest valid LR pixel, and output cells whose LR pixel was invalid set invalid.
-Means are over frames (per-frame mean, the papers' reduction).
+The baselines are predictors like the node's model: metres in, metres out, with the same range
+mask [min_depth, max_depth], nearest-valid hole fill, per-frame normalisation and support mask
+(`naima_ros.frames`). Means are over frames (per-frame mean, the papers' reduction,
+`naima_ros.eval.metrics.mean_over_images`).
 
 Latency is the output's log time minus the depth frame's log time in the same bag: for a `replay`
 bag, from the moment the frame was published to the node until its output was received
@@ -33,13 +35,15 @@ import numpy as np
 from naima_ros.bags.io import (DIAGNOSTICS, IMAGE, BagError, BagReader, Topics, decode_depth_msg,
                                decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
 from naima_ros.eval import metrics
-from naima_ros.eval.baselines import bicubic, guided_filter
-from naima_ros.data.common import fill_invalid_nearest
+from naima_ros.frames import valid_depth_mask
+from naima_ros.options import BASELINE_METHODS, SCALES
+from naima_ros.predictors import load_predictor
 
-__all__ = ["METHODS", "Evaluation", "FrameScore", "evaluate_bag"]
+__all__ = ["DEFAULT_BASELINES", "NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
+           "evaluate_bag"]
 
-METHODS = ("NAIMA", "bicubic", "guided filter")
-BASELINES = {"bicubic": bicubic, "guided filter": guided_filter}
+NODE_OUTPUT = "naima"  # the method name the node's output images are scored under
+DEFAULT_BASELINES = ("bicubic", "guided_filter")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Evaluation:
     strip: dict | None  # arrays of one frame for the qualitative figure
     min_depth: float
     max_depth: float
+    methods: tuple[str, ...] = (NODE_OUTPUT,) + DEFAULT_BASELINES
 
     @property
     def served(self) -> list[FrameScore]:
@@ -79,9 +84,8 @@ class Evaluation:
         return sum(method in f.rmse for f in self.served)
 
     def mean(self, what: str, method: str) -> float:
-        values = [getattr(f, what)[method] for f in self.served
-                  if np.isfinite(getattr(f, what).get(method, np.nan))]
-        return float(np.mean(values)) if values else float("nan")
+        """Mean over served frames of one score ("rmse", "mae" or "coverage") of one method."""
+        return metrics.mean_over_images([getattr(f, what).get(method, np.nan) for f in self.served])
 
     @property
     def no_rgb(self) -> int:
@@ -95,7 +99,7 @@ class Evaluation:
         n, served = len(self.frames), len(self.served)
         lines = [f"{'method':<14} {'frames':>6} {'RMSE ' + self.unit:>10} {'MAE ' + self.unit:>10}"
                  f" {'coverage':>9}"]
-        for m in METHODS:
+        for m in self.methods:
             lines.append(f"{m:<14} {self.count(m):>6} {self.mean('rmse', m):>10.3f} "
                          f"{self.mean('mae', m):>10.3f} {100 * self.mean('coverage', m):>8.1f}%")
         lat = self.latencies_ms()
@@ -122,13 +126,13 @@ def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float
             metrics.mae(pred * factor, gt * factor, ok), cov)
 
 
-def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, lr_valid: np.ndarray,
-                         scale: int) -> dict[str, np.ndarray]:
-    """Bicubic and guided filter on what the model gets; NaN where the LR cell was invalid."""
-    filled = fill_invalid_nearest(np.where(lr_valid, depth_lr, 0.0), lr_valid).astype(np.float32)
-    hr_valid = np.repeat(np.repeat(lr_valid, scale, axis=0), scale, axis=1)
-    return {name: np.where(hr_valid, fn(rgb, filled, scale), np.nan).astype(np.float32)
-            for name, fn in BASELINES.items()}
+def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, methods=DEFAULT_BASELINES, *,
+                         min_depth: float | None = None, max_depth: float | None = None) -> dict[str, np.ndarray]:
+    """The baseline predictors on one frame (metres in, metres out; NaN where the LR cell was invalid)."""
+    ratio = rgb.shape[0] // max(depth_lr.shape[0], 1)
+    scale = ratio if ratio in SCALES else None
+    return {m: load_predictor(m, scale=scale, min_depth=min_depth, max_depth=max_depth)(rgb, depth_lr)
+            for m in methods}
 
 
 def _recording_lost(names: dict[int, str], depth_stamps: list[int]) -> tuple[int, str]:
@@ -154,7 +158,7 @@ def _diagnostics_drops(msg) -> dict:
 
 def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
                  max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
-                 progress: bool = True) -> Evaluation:
+                 baselines=DEFAULT_BASELINES, progress: bool = True) -> Evaluation:
     """Score a bag holding inputs, ground truth and the node's output images.
 
     Args:
@@ -164,6 +168,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         slop: largest RGB/depth stamp difference of a pair (s), as the node's `slop`.
         strip_frame: frame for the qualitative strip: "auto" (a frame named motorcycle, else
             the last served), "last" or a frame index (served, with an RGB match).
+        baselines: baseline methods scored beside the node's output (``BASELINE_METHODS``).
         progress: show a progress bar.
 
     Raises:
@@ -173,6 +178,10 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
 
     if strip_frame not in ("auto", "last") and not strip_frame.isdigit():
         raise BagError(f"--strip-frame must be auto, last or a frame index, got {strip_frame!r}")
+    baselines = tuple(dict.fromkeys(baselines))
+    unknown = [m for m in baselines if m not in BASELINE_METHODS]
+    if unknown:
+        raise BagError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_METHODS)}")
     with BagReader(bag) as reader:
         reader.require({"rgb": topics.rgb, "depth": topics.depth, "gt": topics.gt,
                         "out_image": topics.out_image},
@@ -220,7 +229,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         parts_of = collections.Counter(i for users in need.values() for i in users)
 
         # pass 2: decode only what served frames use; score a frame once its parts are in
-        ctx = _Scoring(topics, min_depth, max_depth, strip_frame, *unit)
+        ctx = _Scoring(topics, min_depth, max_depth, strip_frame, baselines, *unit)
         pending: dict[int, dict] = {}
         last_diag = None
         stream = reader.raw_messages(wanted + ([topics.diagnostics] if has_diag else []))
@@ -247,15 +256,16 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
     diag = deserialize(last_diag[0], last_diag[1], topics.diagnostics) if last_diag else None
     return Evaluation(str(bag), ctx.unit, ctx.scale, frames, lost, how,
                       _diagnostics_drops(diag) if diag is not None else {}, ctx.strip,
-                      min_depth, max_depth)
+                      min_depth, max_depth, (NODE_OUTPUT, *baselines))
 
 
 class _Scoring:
     """Scores one served frame at a time; keeps the arrays of the strip's frame only."""
 
     def __init__(self, topics: Topics, min_depth: float, max_depth: float, strip_frame: str,
-                 unit: str, factor: float):
+                 baselines: tuple[str, ...], unit: str, factor: float):
         self.topics, self.min_depth, self.max_depth = topics, min_depth, max_depth
+        self.baselines = baselines
         self.strip_frame = strip_frame
         self.unit, self.factor, self.scale = unit, factor, 0
         self.strip, self.strip_locked = None, False
@@ -268,19 +278,19 @@ class _Scoring:
         gt, gt_valid = decode_depth_msg(msgs[t.gt], t.gt)
         pred, _ = decode_depth_msg(msgs[t.out_image], t.out_image)
         lr, lr_valid = decode_depth_msg(msgs[t.depth], t.depth)
-        with np.errstate(invalid="ignore"):
-            lr_valid &= (lr >= self.min_depth) & (lr <= self.max_depth)
+        lr_valid &= valid_depth_mask(lr, self.min_depth, self.max_depth)
         if pred.shape != gt.shape:
             raise BagError(f"{t.out_image} is {pred.shape[1]}x{pred.shape[0]} but {t.gt} is "
                            f"{gt.shape[1]}x{gt.shape[0]} at stamp {frame.stamp}")
         scale = gt.shape[1] // lr.shape[1]
         self.scale = self.scale or scale
-        preds = {"NAIMA": pred}
+        preds = {NODE_OUTPUT: pred}
         if t.rgb in msgs and lr_valid.any() and \
                 gt.shape == (lr.shape[0] * scale, lr.shape[1] * scale):
             rgb = decode_rgb_msg(msgs[t.rgb], t.rgb)
             if rgb.shape[:2] == gt.shape:
-                preds.update(baseline_predictions(rgb, lr, lr_valid, scale))
+                preds.update(baseline_predictions(rgb, np.where(lr_valid, lr, np.nan).astype(np.float32),
+                                                  self.baselines))
                 self._strip_candidate(frame, {"rgb": rgb, "gt": gt, "gt_valid": gt_valid,
                                               "preds": preds, "frame": frame,
                                               "factor": self.factor, "unit": self.unit})

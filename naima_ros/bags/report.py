@@ -6,27 +6,21 @@ interrupted run never leaves a half-written file in place of a good one):
   frames.csv           one row per depth frame: served, latency, RMSE/MAE/coverage per method
   per_frame_error.png  RMSE of every method per served frame
   latency_hist.png     histogram of stamp-to-publish latency
-  strip.png            RGB | bicubic | guided filter | NAIMA | ground truth, with |error| maps
+  strip.png            RGB | baselines | the node's output | ground truth, with |error| maps
 Plots use matplotlib's object API on the Agg canvas (no display, no global pyplot state).
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-from naima_ros.bags.evaluate import METHODS, Evaluation
+from naima_ros.bags.evaluate import Evaluation
+from naima_ros.fsio import atomic_write, atomic_write_bytes
 
 __all__ = ["write_report"]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _figure(width_in: float = 7.0, height_in: float = 3.2):
@@ -41,7 +35,7 @@ def _figure(width_in: float = 7.0, height_in: float = 3.2):
 def _save_png(figure, path: Path) -> None:
     buf = io.BytesIO()
     figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _per_frame_plot(ev: Evaluation, path: Path) -> None:
@@ -49,7 +43,7 @@ def _per_frame_plot(ev: Evaluation, path: Path) -> None:
     ax = figure.subplots()
     served = ev.served
     t0 = ev.frames[0].stamp
-    for method, marker in zip(METHODS, ("o", "s", "^")):
+    for method, marker in zip(ev.methods, ("o", "s", "^", "v")):
         xs = [(f.stamp - t0) / 1e9 for f in served if method in f.rmse]
         ys = [f.rmse[method] for f in served if method in f.rmse]
         ax.plot(xs, ys, marker=marker, markersize=3, linewidth=1, label=method)
@@ -84,14 +78,13 @@ def _strip(ev: Evaluation, path: Path) -> bool:
     if not s:
         return False
     factor = s["factor"]
-    preds = {label: s["preds"][m] * factor for m, label in
-             (("bicubic", "Bicubic"), ("guided filter", "Guided filter"), ("NAIMA", "NAIMA"))
-             if m in s["preds"]}
+    # baselines first, the node's output last (next to the ground truth)
+    order = [m for m in ev.methods[1:] if m in s["preds"]] + [ev.methods[0]]
+    preds = {m: s["preds"][m] * factor for m in order}
     frame = s["frame"]
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_comparison_strip(tmp, s["rgb"], preds, s["gt"] * factor, valid=s["gt_valid"],
-                          unit=ev.unit, title=f"frame {frame.index} {frame.name}".strip())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_comparison_strip(
+        tmp, s["rgb"], preds, s["gt"] * factor, valid=s["gt_valid"], unit=ev.unit,
+        title=f"frame {frame.index} {frame.name}".strip()))
     return True
 
 
@@ -99,14 +92,13 @@ def _csv(ev: Evaluation) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     header = ["index", "stamp_ns", "name", "served", "has_rgb", "latency_ms"]
-    for m in METHODS:
-        key = m.replace(" ", "_")
-        header += [f"rmse_{key}_{ev.unit}", f"mae_{key}_{ev.unit}", f"coverage_{key}"]
+    for m in ev.methods:
+        header += [f"rmse_{m}_{ev.unit}", f"mae_{m}_{ev.unit}", f"coverage_{m}"]
     writer.writerow(header)
     for f in ev.frames:
         row = [f.index, f.stamp, f.name, int(f.served), int(f.has_rgb),
                f"{f.latency_ms:.2f}" if np.isfinite(f.latency_ms) else ""]
-        for m in METHODS:
+        for m in ev.methods:
             row += [f"{d[m]:.6g}" if m in d and np.isfinite(d[m]) else ""
                     for d in (f.rmse, f.mae, f.coverage)]
         writer.writerow(row)
@@ -117,7 +109,7 @@ def write_report(ev: Evaluation, folder: str | Path) -> Path:
     """Write the report files of `ev` into `folder` (created); returns the markdown path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "frames.csv", _csv(ev))
+    atomic_write_bytes(folder / "frames.csv", _csv(ev))
     _per_frame_plot(ev, folder / "per_frame_error.png")
     _latency_plot(ev, folder / "latency_hist.png")
     has_strip = _strip(ev, folder / "strip.png")
@@ -131,7 +123,7 @@ def write_report(ev: Evaluation, folder: str | Path) -> Path:
              f"{served} served frames. Valid depth range {ev.min_depth}-{ev.max_depth} m.", "",
              f"| method | frames | RMSE ({ev.unit}) | MAE ({ev.unit}) | coverage |",
              "|---|---:|---:|---:|---:|"]
-    for m in METHODS:
+    for m in ev.methods:
         lines.append(f"| {m} | {ev.count(m)} | {ev.mean('rmse', m):.3f} | "
                      f"{ev.mean('mae', m):.3f} | {100 * ev.mean('coverage', m):.1f}% |")
     lines += ["", "## Latency and drops", ""]
@@ -153,5 +145,5 @@ def write_report(ev: Evaluation, folder: str | Path) -> Path:
         lines += ["![qualitative strip](strip.png)", ""]
     lines += ["Per-frame numbers: [frames.csv](frames.csv).", ""]
     path = folder / "report.md"
-    _atomic_write(path, "\n".join(lines).encode())
+    atomic_write_bytes(path, "\n".join(lines).encode())
     return path

@@ -24,6 +24,7 @@ __all__ = [
     "rmse",
     "mae",
     "rmse_over_images",
+    "mean_over_images",
     "reference_rmse",
 ]
 
@@ -101,6 +102,13 @@ def mae(pred, target, valid=None, *, shave: int = 0) -> float:
     return float(np.mean(np.abs(diff))) if diff.size else float("nan")
 
 
+def mean_over_images(values: Sequence[float]) -> float:
+    """The papers' reduction of per-image scores: their mean, skipping images that scored NaN
+    (no valid pixel). NaN if none counts."""
+    finite = [float(v) for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def rmse_over_images(preds: Sequence, targets: Sequence, valids: Sequence | None = None, *, shave: int = 0,
                      reduction: str = "per_image_mean") -> float:
     """RMSE over a set of images of possibly different sizes.
@@ -121,8 +129,7 @@ def rmse_over_images(preds: Sequence, targets: Sequence, valids: Sequence | None
     masks = valids if valids is not None else [None] * len(preds)
     sums = [squared_error_sum(p, t, v, shave=shave) for p, t, v in zip(preds, targets, masks)]
     if reduction == "per_image_mean":
-        values = [np.sqrt(s / n) for s, n in sums if n]
-        return float(np.mean(values)) if values else float("nan")
+        return mean_over_images([np.sqrt(s / n) for s, n in sums if n])
     if reduction == "pooled":
         count = sum(n for _, n in sums)
         return float(np.sqrt(sum(s for s, _ in sums) / count)) if count else float("nan")

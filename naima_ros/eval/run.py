@@ -43,10 +43,8 @@ import datetime as dt
 import io
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -58,6 +56,7 @@ from naima_ros.data import nyu, rgbdd, shared, tofdsr
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame
 from naima_ros.data.transforms import IMAGENET_MEAN, modcrop, resize_bicubic_pil, standardise_rgb, synthesize_lr
 from naima_ros.eval import baselines, figures, metrics
+from naima_ros.fsio import atomic_write_text
 from naima_ros.inference import Upsampler
 
 __all__ = ["PAPER_NAIMA", "README_BICUBIC_ANCHORS", "PROTOCOLS", "DATASETS", "BASELINE_LABELS",
@@ -361,18 +360,6 @@ PER_IMAGE_FIELDS = ("dataset", "image", "method", "scale", "rmse", "unit", "prot
 SUMMARY_FIELDS = ("dataset", "method", "scale", "rmse", "unit", "images", "protocol", "source")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _csv_text(fields: Sequence[str], rows: Sequence[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
@@ -389,7 +376,7 @@ def summarise(rows: Sequence[dict], sources: dict[str, str]) -> list[dict]:
     summary = []
     for (dataset, method, scale), items in groups.items():
         summary.append({"dataset": dataset, "method": method, "scale": scale,
-                        "rmse": float(np.mean([r["rmse"] for r in items])), "unit": items[0]["unit"],
+                        "rmse": metrics.mean_over_images([r["rmse"] for r in items]), "unit": items[0]["unit"],
                         "images": len(items), "protocol": items[0]["protocol"], "source": sources.get(dataset, "")})
     return summary
 
@@ -573,12 +560,12 @@ class _Results:
         summary = summarise(self.rows, self.sources)
         done = [d for d in self.datasets if any(r["dataset"] == d for r in self.rows)]
         report = markdown_report(summary, self.protocol, done, self.sources, self.methods, self.max_images)
-        _atomic_write_text(self.out / "per_image.csv", _csv_text(PER_IMAGE_FIELDS, [
+        atomic_write_text(self.out / "per_image.csv", _csv_text(PER_IMAGE_FIELDS, [
             {**r, "rmse": f"{r['rmse']:.6f}"} for r in self.rows]))
-        _atomic_write_text(self.out / "summary.csv", _csv_text(SUMMARY_FIELDS, [
+        atomic_write_text(self.out / "summary.csv", _csv_text(SUMMARY_FIELDS, [
             {**r, "rmse": f"{r['rmse']:.6f}"} for r in summary]))
-        _atomic_write_text(self.out / "results.md", report)
-        _atomic_write_text(self.out / "run.json", json.dumps({**self.run_info, "datasets_done": done}, indent=2) + "\n")
+        atomic_write_text(self.out / "results.md", report)
+        atomic_write_text(self.out / "run.json", json.dumps({**self.run_info, "datasets_done": done}, indent=2) + "\n")
         return report
 
 
