@@ -220,7 +220,7 @@ def test_dataset_from_its_own_folder_and_8bit_units(tmp_path, shared_data):
     with pytest.raises(BagError, match="tofdsr@PATH"):
         next(frames_from_source("tofdsr", height=None, width=None, frames=1, seed=0))
     with pytest.raises(BagError, match="a path is accepted for"):
-        next(frames_from_source("rgbdd-train@/x", height=None, width=None, frames=1, seed=0))
+        next(frames_from_source("rgbdd360@/x", height=None, width=None, frames=1, seed=0))
 
 
 def test_bag_tools_import_without_rclpy():

@@ -27,15 +27,16 @@ from PIL import Image as PILImage
 
 from naima_ros.bags.io import (CUSTOM_FRAMES_KEY, TYPESTORE, BagError, BagWriter, Topics,
                                depth_msg, header, rgb_msg)
+from naima_ros.data import middlebury_lu, nyu
+from naima_ros.data.registry import DATASETS, open_dataset
 
 __all__ = ["SOURCES", "Frame", "LRConfig", "TimingConfig", "fit_frame", "frames_from_source",
            "lr_from_gt", "make_bag", "procedural_frames"]
 
-SOURCES = ("procedural", "motorcycle", "middlebury", "lu", "nyu", "rgbdd", "rgbdd-train", "tofdsr")
+# procedural scenes, then the registry's datasets (naima_ros.data.registry), spelled as everywhere
+SOURCES = ("procedural", "motorcycle") + tuple(n for n in DATASETS if n != "motorcycle")
 FRAME_ID = "camera_color_optical_frame"
 START_TIME_NS = 1_700_000_000 * 1_000_000_000  # fixed, so a bag is reproducible from its seed
-EIGHT_BIT_M = 0.02  # metres per unit of the 8-bit Middlebury / Lu depth (no metric scale)
-NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)  # (fx, fy, cx, cy) of NYU v2's Kinect
 ASSUMED_HFOV_DEG = 60.0  # for datasets that ship no calibration
 
 
@@ -163,34 +164,18 @@ def _hfov_intrinsics(height: int, width: int) -> tuple[float, float, float, floa
 
 def _dataset_frames(name: str, root, limit: int | None, path: str | None) -> Iterator[Frame]:
     """Frames of a dataset: the shared copy, or the full dataset at `path` (test split)."""
-    from naima_ros.data import middlebury_lu, nyu, rgbdd, tofdsr
-    from naima_ros.data.shared import load_rgbdd_train360, load_test_set
-
-    if path is not None:
-        loaders = {"middlebury": lambda: middlebury_lu.load_middlebury(path),
-                   "lu": lambda: middlebury_lu.load_lu(path),
-                   "nyu": lambda: (nyu.load_nyu_mat(path, "test") if str(path).endswith(".mat")
-                                   else nyu.load_prepared_split(path, "test")),
-                   "rgbdd": lambda: rgbdd.load_rgbdd(path, "test"),
-                   "tofdsr": lambda: tofdsr.load_tofdsr(path, "test")}
-        if name not in loaders:
-            raise BagError(f"source {name}@PATH: a path is accepted for "
-                           f"{', '.join(loaders)} only")
-    else:
-        loaders = {"middlebury": lambda: load_test_set("Middlebury", root),
-                   "lu": lambda: load_test_set("Lu", root),
-                   "nyu": lambda: load_test_set("NYUDepthv2_Test", root),
-                   "rgbdd": lambda: load_test_set("RGBDD_Test_Realscene", root),
-                   "rgbdd-train": lambda: load_rgbdd_train360(root)}
-        if name not in loaders:
-            raise BagError(f"source {name} needs the dataset's folder: {name}@PATH")
-    frames = loaders[name]()
+    with_path = [n for n, d in DATASETS.items() if "test" in d.splits and n != "motorcycle"]
+    if path is not None and name not in with_path:
+        raise BagError(f"source {name}@PATH: a path is accepted for {', '.join(with_path)} only")
+    if path is None and not DATASETS[name].shared:
+        raise BagError(f"source {name} needs the dataset's folder: {name}@PATH")
+    frames, _ = open_dataset(name, "test" if "test" in DATASETS[name].splits else "train", path, root)
     for i in range(len(frames) if limit is None else min(limit, len(frames))):
         f = frames[i]
-        to_m = EIGHT_BIT_M if f.unit == "8bit" else 1.0
+        to_m = middlebury_lu.METRES_PER_UNIT if f.unit == "8bit" else 1.0
         depth = np.where(f.valid, f.depth.astype(np.float32) * np.float32(to_m), np.nan)
         h, w = depth.shape
-        k = NYU_INTRINSICS if name == "nyu" and (h, w) == (480, 640) else _hfov_intrinsics(h, w)
+        k = nyu.INTRINSICS if name == "nyu" and (h, w) == (480, 640) else _hfov_intrinsics(h, w)
         yield Frame(f"{name}/{f.name}", f.rgb, depth.astype(np.float32), k)
 
 

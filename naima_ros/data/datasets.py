@@ -102,14 +102,19 @@ class TrainDataset(Dataset):
                                     augmentation=self.augmentation, clamp_rgb=self.clamp_rgb)
 
 
-def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "imagenet") -> dict:
+def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "imagenet", *,
+                     lr_antialias: bool = True) -> dict:
     """A full-image test sample: modcrop to a multiple of s, normalise, synthesise the LR.
+
+    The one test-sample preparation: training's validation uses it as is, and ``naima-eval``'s
+    protocols (``naima_ros.eval.protocols.prepare_sample``) build on it.
 
     Args:
         frame: Any loader's frame.
         scale: SR factor s.
         rgb_normalisation: "imagenet" (training, NYU/RGB-D-D/TOFDSR, corrected Middlebury/Lu) or
             "unit" (/255 only: the reference's Middlebury/Lu).
+        lr_antialias: Antialiased (default) or plain bicubic LR synthesis (``transforms.synthesize_lr``).
 
     Returns:
         dict with ``rgb`` (3, H, W) float32, ``rgb_uint8`` (H, W, 3) uint8, ``depth_hr`` (1, H, W)
@@ -126,7 +131,7 @@ def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "ima
         "rgb": torch.from_numpy(standardise_rgb(rgb_uint8, rgb_normalisation)),
         "rgb_uint8": torch.from_numpy(rgb_uint8),
         "depth_hr": depth_hr,
-        "depth_lr": synthesize_lr(depth_hr, scale),
+        "depth_lr": synthesize_lr(depth_hr, scale, antialias=lr_antialias),
         "valid": torch.from_numpy(valid)[None],
         "minmax": torch.tensor(frame.minmax, dtype=torch.float32),
         "unit": frame.unit,

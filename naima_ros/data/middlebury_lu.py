@@ -20,8 +20,14 @@ import numpy as np
 
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, read_depth_png, read_rgb, require_dir
 
-__all__ = ["COLOR_PATTERN", "DEPTH_PATTERN", "load_benchmark_pngs", "load_middlebury", "load_lu"]
+__all__ = ["METRES_PER_UNIT", "PAPER_TABLES", "REFERENCE_RGB", "TITLES", "COLOR_PATTERN", "DEPTH_PATTERN",
+           "load_benchmark_pngs", "load_middlebury", "load_lu"]
 
+TITLES = {"middlebury": "Middlebury", "lu": "Lu"}
+PAPER_TABLES = {"middlebury": 2, "lu": 3}  # the paper's tables, RMSE in 8-bit units
+REFERENCE_RGB = "unit"  # the reference feeds these sets' RGB /255 without ImageNet standardisation
+# The 8-bit depth has no metric scale; bags made from these sets (naima-bag make) assume this.
+METRES_PER_UNIT = 0.02
 COLOR_PATTERN = re.compile(r"(?:output|ouput)_color")  # "output_color" or the widespread "ouput_color"
 DEPTH_PATTERN = re.compile(r"output_depth")
 

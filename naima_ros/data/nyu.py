@@ -15,9 +15,14 @@ import numpy as np
 
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, metre_frame, require_dir, require_file
 
-__all__ = ["CLIP_M", "NUM_IMAGES", "TRAIN_COUNT", "split_indices", "load_nyu_mat", "load_prepared_split"]
+__all__ = ["INTRINSICS", "PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CLIP_M", "NUM_IMAGES", "TRAIN_COUNT",
+           "split_indices", "load_nyu_mat", "load_prepared_split"]
 
+TITLE = "NYU v2"
 CLIP_M = (0.1, 10.0)  # metres; also the validity range
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
+INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)  # (fx, fy, cx, cy) px of NYU v2's Kinect at 480x640
 NUM_IMAGES = 1449
 TRAIN_COUNT = 1000  # indices 0-999 train, 1000-1448 test
 

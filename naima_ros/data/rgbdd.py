@@ -18,8 +18,12 @@ import numpy as np
 
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, metre_frame, read_depth_png, read_rgb, require_dir
 
-__all__ = ["CATEGORY_CLIP_M", "UNCATEGORISED_CLIP_M", "load_rgbdd", "rgbdd_frame"]
+__all__ = ["PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CATEGORY_CLIP_M", "UNCATEGORISED_CLIP_M", "load_rgbdd",
+           "rgbdd_frame"]
 
+TITLE = "RGB-D-D"
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 CATEGORY_CLIP_M = {"models": (0.6, 3.0), "plants": (0.6, 1.5), "portraits": (1.0, 5.0)}
 # For RGB-D-D frames whose category is unknown (the shared folders): the widest range the
 # project uses, so no real RGB-D-D depth (0.5-3.5 m) is clipped.

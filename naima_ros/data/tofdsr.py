@@ -15,8 +15,11 @@ from pathlib import Path
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, require_dir, require_file
 from naima_ros.data.rgbdd import rgbdd_frame
 
-__all__ = ["CLIP_M", "LIST_FILES", "load_tofdsr", "parse_list"]
+__all__ = ["PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CLIP_M", "LIST_FILES", "load_tofdsr", "parse_list"]
 
+TITLE = "TOFDSR"
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 CLIP_M = (0.1, 6.0)
 LIST_FILES = {"train": "TOFDSR_Train.txt", "test": "TOFDSR_Test.txt"}
 _PREFIX = "TOFDC_split"

@@ -48,15 +48,18 @@ def modcrop(array: np.ndarray, scale: int) -> np.ndarray:
     return array[: height - height % scale, : width - width % scale]
 
 
-def synthesize_lr(depth_norm, scale: int):
+def synthesize_lr(depth_norm, scale: int, *, antialias: bool = True):
     """Low-resolution depth exactly as the reference synthesises it (SPEC.md 3.2, quirk 14).
 
     ``F.interpolate(mode="bicubic", antialias=True, align_corners=False)`` to (H // s, W // s) on the
-    normalised depth, no clamping: what torchvision ``resize(..., BICUBIC)`` does on a float tensor.
+    normalised depth, no clamping: what torchvision ``resize(..., BICUBIC)`` does on a float tensor
+    (torchvision >= 0.17 antialiases tensors by default; older versions did not, and the reference's
+    version is unknown, hence ``antialias=False`` for Table 1 reproduction).
 
     Args:
         depth_norm: (H, W), (C, H, W) or (B, C, H, W) numpy array or torch tensor, normalised depth.
         scale: Integer SR factor s.
+        antialias: Antialiased bicubic (default) or plain bicubic (4 taps, aliasing).
 
     Returns:
         The same type and leading layout with spatial size (H // s, W // s), float32.
@@ -69,7 +72,7 @@ def synthesize_lr(depth_norm, scale: int):
     batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
     height, width = tensor.shape[-2:]
     lr = F.interpolate(batched, size=(height // scale, width // scale), mode="bicubic",
-                       antialias=True, align_corners=False)
+                       antialias=antialias, align_corners=False)
     lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
     return lr.numpy() if is_numpy else lr
 
