@@ -14,18 +14,18 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
         (f"share/{PACKAGE}/config/eval", glob("config/eval/*.yaml")),
         (f"share/{PACKAGE}/checkpoints", glob("checkpoints/*.safetensors")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
-    maintainer="naima_ros developers",
-    maintainer_email="dev@naima-ros.invalid",
     description="NAIMA RGB-guided depth super-resolution: ROS 2 node, training and evaluation",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    # colcon test runs pytest only when it finds pytest among the test dependencies: setuptools >= 72 dropped
+    # `tests_require`, colcon-core reads the `test` extra.
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "naima_node = naima_ros.ros.node:main",

@@ -5,7 +5,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +16,8 @@ def tiny_checkpoint(tmp_path_factory):
     The weights are the (seeded) random initialisation: real code paths, meaningless output.
     Cached per argument set for the session.
     """
+    import torch  # here, not at the top: the Jazzy job's venv has no torch
+
     from naima_ros.checkpoint import save_checkpoint, use_seeded_backbone
     from naima_ros.model import build_model
 
