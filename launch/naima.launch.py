@@ -1,13 +1,17 @@
 """Launch NaimaNode: `ros2 launch naima_ros naima.launch.py [arg:=value ...]`.
 
 Arguments: params_file (default: the installed config/naima.yaml), namespace, node_name, scale and
-checkpoint (empty: keep the params file's), use_sim_time, and the topic remaps rgb_topic,
-rgb_info_topic, depth_topic and output_prefix (the node's depth_registered/* outputs).
+checkpoint (empty: keep the params file's), use_sim_time, the topic remaps rgb_topic,
+rgb_info_topic, depth_topic and output_prefix (the node's depth_registered/* outputs), and
+fastdds_profile: the node's FASTDDS_DEFAULT_PROFILES_FILE (empty: the user's, if set, else the
+installed config/fastdds_large_data.xml; `none`: leave the environment alone). Subscribers in other
+processes need the same profile (README, "Large messages over DDS").
 
 Without the launch system the same node runs as
 `naima_node --ros-args --params-file config/naima.yaml -r rgb/image_rect_color:=/camera/color/...`.
 """
 import os
+from collections.abc import Mapping
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -15,16 +19,49 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = "naima_ros"
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+LARGE_DATA_PROFILE = "fastdds_large_data.xml"
+
+
+def share_file(*parts: str) -> str:
+    """A file of the installed package's share directory (or of the source tree beside this file)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory(PACKAGE), *parts)
+    except (ImportError, LookupError, ValueError, OSError):
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *parts)
 
 
 def default_params_file() -> str:
     """config/naima.yaml of the installed package (or of the source tree beside this file)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory(PACKAGE), "config", "naima.yaml")
-    except (ImportError, LookupError, ValueError, OSError):
-        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "config", "naima.yaml")
+    return share_file("config", "naima.yaml")
+
+
+def node_environment(profile: str, environ: Mapping[str, str], shipped: str | None) -> dict:
+    """Variables to add to the node's environment for the `fastdds_profile` argument (pure).
+
+    Args:
+        profile: the argument: a path; empty for automatic; `none` to add nothing.
+        environ: the environment the launch runs in (the node inherits it).
+        shipped: path of the installed large-data profile, None if it is not installed.
+
+    Returns:
+        `{FASTDDS_DEFAULT_PROFILES_FILE: path}` or `{}`. Automatic keeps a profile the user
+        already exported and otherwise uses the shipped one.
+    """
+    profile = profile.strip()
+    if profile.lower() == "none":
+        return {}
+    if profile:
+        return {PROFILE_ENV: profile}
+    if environ.get(PROFILE_ENV) or shipped is None:
+        return {}
+    return {PROFILE_ENV: shipped}
+
+
+def shipped_profile() -> str | None:
+    path = share_file("config", LARGE_DATA_PROFILE)
+    return path if os.path.isfile(path) else None
 
 
 # (name, default, description); params_file's default is filled in at launch time
@@ -38,12 +75,16 @@ ARGUMENTS = (
     ("rgb_topic", "rgb/image_rect_color", "input colour image"),
     ("rgb_info_topic", "rgb/camera_info", "input colour CameraInfo"),
     ("depth_topic", "depth/image_rect", "input depth image, registered to the colour camera"),
-    ("output_prefix", "depth_registered", "prefix of the image_rect, camera_info and points "
-     "outputs"),
+    ("output_prefix", "depth_registered", ("prefix of the image_rect, camera_info and points "
+                                           "outputs")),
+    ("fastdds_profile", "", ("FASTDDS_DEFAULT_PROFILES_FILE of the node (empty: the user's if "
+                             "set, else the shipped large-data profile; none: leave the "
+                             "environment alone)")),
 )
 
 
-def node_config(values: dict) -> dict:
+def node_config(values: dict, environ: Mapping[str, str] | None = None,
+                shipped: str | None = None) -> dict:
     """launch_ros `Node` keyword arguments for resolved launch-argument values (pure)."""
     overrides = {"use_sim_time": values["use_sim_time"].strip().lower() in ("true", "1", "yes")}
     if values["scale"].strip():
@@ -66,6 +107,8 @@ def node_config(values: dict) -> dict:
         "namespace": values["namespace"],
         "parameters": [values["params_file"], overrides],
         "remappings": [(src, dst) for src, dst in remappings if src != dst],
+        "additional_env": node_environment(values.get("fastdds_profile", ""),
+                                           {} if environ is None else environ, shipped),
         "output": "screen",
         "emulate_tty": True,
     }
@@ -73,7 +116,7 @@ def node_config(values: dict) -> dict:
 
 def launch_setup(context):
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    return [Node(**node_config(values))]
+    return [Node(**node_config(values, os.environ, shipped_profile()))]
 
 
 def generate_launch_description():

@@ -62,6 +62,8 @@ def test_launch_file_structure_ast():
 def test_setup_installs_launch_and_config():
     setup = (REPO / "setup.py").read_text()
     assert '"launch/*.launch.py"' in setup and '"config/*.yaml"' in setup
+    assert '"config/*.xml"' in setup  # the Fast DDS profile the launch file points the node at
+    assert "config/fastdds_large_data.xml" in glob("config/*.xml", root_dir=REPO)
     assert "launch/naima.launch.py" in glob("launch/*.launch.py", root_dir=REPO)
     assert "config/naima.yaml" in glob("config/*.yaml", root_dir=REPO)
 
@@ -142,6 +144,29 @@ def test_launch_arguments_and_node(monkeypatch):
     assert (kw["package"], kw["executable"], kw["name"]) == ("naima_ros", "naima_node", "naima")
     assert kw["parameters"] == [values["params_file"], {"use_sim_time": False}]
     assert kw["remappings"] == []  # defaults are the node's own names
+    # the shipped large-data profile (source tree here), unless the user exported one
+    assert values["fastdds_profile"] == ""
+    shipped = REPO / "config" / "fastdds_large_data.xml"
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        assert kw["additional_env"] == {}
+    else:
+        assert kw["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": str(shipped)}
+
+
+def test_node_environment_for_the_fastdds_profile(monkeypatch):
+    module, _ = load_launch_module(monkeypatch)
+    env, key = module.node_environment, "FASTDDS_DEFAULT_PROFILES_FILE"
+    shipped = "/opt/ros/share/naima_ros/config/fastdds_large_data.xml"
+    assert env("", {}, shipped) == {key: shipped}
+    assert env("", {key: "/home/me/mine.xml"}, shipped) == {}  # the user's own stays in force
+    assert env("", {key: ""}, shipped) == {key: shipped}  # exported but empty: not a profile
+    assert env("", {}, None) == {}  # not installed: nothing to point at
+    assert env(" /x/p.xml ", {key: "/home/me/mine.xml"}, shipped) == {key: "/x/p.xml"}
+    assert env("none", {}, shipped) == {} and env("NONE", {}, shipped) == {}
+    monkeypatch.delenv(key, raising=False)
+    _, values = launch_values(module)
+    assert module.node_config(values, {}, shipped)["additional_env"] == {key: shipped}
+    assert module.shipped_profile() == str(REPO / "config" / "fastdds_large_data.xml")
 
 
 def test_launch_overrides_and_remaps(monkeypatch):
@@ -196,9 +221,11 @@ def test_naima_node_console_script_serves_as_launched(monkeypatch, context, tiny
                               namespace="/launched", rgb_topic="/cam/color",
                               depth_topic="/tof/depth", rgb_info_topic="/cam/info",
                               output_prefix="/sr")
-    cmd = [naima_node_executable()] + ros_args(module.node_config(values)) + [
+    kw = module.node_config(values, os.environ, module.shipped_profile())
+    cmd = [naima_node_executable()] + ros_args(kw) + [
         "-p", "warmup_width:=64", "-p", "warmup_height:=48", "-p", "device:=cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **kw["additional_env"]))
     node = rclpy.create_node("launch_harness", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
