@@ -14,7 +14,9 @@ from PIL import Image
 from naima_ros.checkpoint import load_checkpoint
 from naima_ros.data.common import RGBDFrame
 from naima_ros.data import middlebury_lu
-from naima_ros.eval import run
+from naima_ros.data.registry import DATASETS
+from naima_ros.eval import methods as eval_methods
+from naima_ros.eval import paper, protocols, run
 from naima_ros.inference import Upsampler
 
 H, W = 40, 56  # test images: not multiples of 16, smaller than the reference's smallest square (112)
@@ -143,12 +145,12 @@ def read_csv(path):
 @pytest.mark.parametrize("hw,side", [((480, 640), 672), ((384, 512), 560), ((368, 456), 560), ((40, 56), 112),
                                      ((112, 112), 112), ((113, 10), 224), ((784, 784), 784)])
 def test_reference_pad_side(hw, side):
-    assert run.reference_pad_side(*hw) == side
+    assert protocols.reference_pad_side(*hw) == side
 
 
 def test_reference_pad_side_too_large():
-    with pytest.raises(run.EvalError, match="larger than the reference protocol's largest square 784"):
-        run.reference_pad_side(785, 100)
+    with pytest.raises(protocols.EvalError, match="larger than the reference protocol's largest square 784"):
+        protocols.reference_pad_side(785, 100)
 
 
 def _pil_lr(array, side_lr):
@@ -166,7 +168,7 @@ def test_reference_sample_matches_an_independent_computation(scale, dataset):
     minmax = (1.0, 4.0) if dataset == "nyu" else (0.0, 255.0)
     frame = RGBDFrame(name="a", rgb=rgb, depth=depth, valid=np.ones(depth.shape, bool), minmax=minmax,
                           unit="m", rmse_scale=100.0, rmse_unit="cm")
-    sample = run.prepare_sample(frame, scale, "reference", run.DATASETS[dataset])
+    sample = protocols.prepare_sample(frame, scale, "reference", DATASETS[dataset])
     h, w = 123 - 123 % scale, 150 - 150 % scale
     side = 224
     # Independent: numpy zero padding, PIL's antialiased bicubic for the LR.
@@ -186,7 +188,7 @@ def test_reference_sample_matches_an_independent_computation(scale, dataset):
     np.testing.assert_array_equal(sample.base_rgb[:h, :w], rgb[:h, :w])
     assert sample.gt_norm.shape == (h, w) and sample.padded
     # The zero padding bleeds into the LR near the bottom/right edges (SPEC.md 6.2).
-    corrected = run.prepare_sample(frame, scale, "corrected", run.DATASETS[dataset])
+    corrected = protocols.prepare_sample(frame, scale, "corrected", DATASETS[dataset])
     assert corrected.net_lr.shape[-2:] == (h // scale, w // scale) and not corrected.padded
     expected_lr = np.asarray(Image.fromarray(gt.astype(np.float32)).resize((w // scale, h // scale), Image.BICUBIC))
     np.testing.assert_allclose(corrected.net_lr[0, 0].numpy(), expected_lr, atol=2e-6)
@@ -199,13 +201,12 @@ def test_reference_protocol_runs_the_network_on_the_padded_square(tiny_checkpoin
     seen = []
     model.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0].clone(), inputs[1].clone(),
                                                                            output.clone())))
-    method = run._model_method("m", Upsampler(model, meta, device="cpu", precision="fp32"), tiny_checkpoint(scale=8),
-                               meta)
+    method = eval_methods.model_method("m", Upsampler(model, meta, device="cpu", precision="fp32"))
     rng = np.random.default_rng(0)
     frame = RGBDFrame(name="a", rgb=rng.integers(0, 256, (90, 100, 3), dtype=np.uint8),
                           depth=rng.uniform(1, 3, (90, 100)).astype(np.float32), valid=np.ones((90, 100), bool),
                           minmax=(1.0, 3.0), unit="m", rmse_scale=100.0, rmse_unit="cm")
-    sample = run.prepare_sample(frame, 8, "reference", run.DATASETS["nyu"])
+    sample = protocols.prepare_sample(frame, 8, "reference", DATASETS["nyu"])
     prediction = method.predict(sample)
     (image, depth, output), = seen
     assert image.shape == (1, 3, 112, 112) and depth.shape == (1, 1, 14, 14)
@@ -215,9 +216,77 @@ def test_reference_protocol_runs_the_network_on_the_padded_square(tiny_checkpoin
     np.testing.assert_array_equal(prediction, output[0, 0, :88, :96].numpy())
 
 
+# ----------------------------------------------------------------------------- the deployed protocol
+
+def _frame_8bit(rng, h=90, w=100):
+    depth = np.clip(_smooth_depth(rng, h, w, 0, 255), 0, 255).astype(np.float32)
+    depth[-30:, -40:] = 0.0  # 0 is a value of the 8-bit sets, not a hole: the predictor must see it valid
+    return RGBDFrame(name="a", rgb=_rgb(rng, h, w), depth=depth, valid=np.ones((h, w), bool), minmax=(0.0, 255.0),
+                     unit="8bit", rmse_scale=1.0, rmse_unit="8bit")
+
+
+def test_deployed_protocol_normalises_by_the_lr_frame_like_the_node(tiny_checkpoint):
+    """Independent: the network on the LR normalised by its own min/max, de-normalised with them."""
+    upsampler = Upsampler.from_checkpoint(tiny_checkpoint(scale=8), device="cpu", precision="fp32")
+    frame = _frame_8bit(np.random.default_rng(1))
+    sample = protocols.prepare_sample(frame, 8, "deployed", DATASETS["middlebury"])
+    lr = sample.net_lr[0, 0].double().numpy()  # the GT-normalised LR of the corrected protocol
+    assert sample.lr_shift > 0 and (sample.lr_depth > 0).all()
+    lo, hi = lr.min(), lr.max()
+    lr_own = torch.from_numpy(((lr - lo) / (hi - lo)).astype(np.float32))[None, None]
+    rgb = torch.from_numpy((sample.rgb_uint8 / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).permute(2, 0, 1)[None].float()
+    expected = upsampler.predict_normalised(rgb, lr_own)[0, 0].double().numpy() * (hi - lo) + lo
+    got = eval_methods.model_method("m", upsampler).predict(sample)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    # not what the corrected protocol computes (the network sees another normalisation)
+    corrected = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"])
+    assert np.abs(eval_methods.model_method("m", upsampler).predict(corrected) - got).max() > 1e-4
+
+
+def test_deployed_baselines_equal_the_corrected_ones():
+    """The baselines are linear in depth, so the per-frame normalisation and the shift cancel."""
+    frame = _frame_8bit(np.random.default_rng(2))
+    deployed = protocols.prepare_sample(frame, 8, "deployed", DATASETS["middlebury"])
+    corrected = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"])
+    for name in ("bicubic", "guided_filter", "jbu"):
+        method = eval_methods.baseline_method(name)
+        np.testing.assert_allclose(method.predict(deployed), method.predict(corrected), atol=1e-4)
+
+
+def test_plain_lr_synthesis_is_bicubic_without_antialiasing():
+    frame = _frame_8bit(np.random.default_rng(3), 96, 96)
+    sample = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"], lr_antialias=False)
+    gt = torch.from_numpy(frame.depth_norm)[None, None]
+    plain = torch.nn.functional.interpolate(gt, size=(12, 12), mode="bicubic", align_corners=False)
+    np.testing.assert_allclose(sample.net_lr[0, 0].numpy(), plain[0, 0].numpy(), atol=1e-6)
+    antialiased = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"])
+    assert np.abs(antialiased.net_lr - sample.net_lr).max() > 1e-3
+    reference = protocols.prepare_sample(frame, 8, "reference", DATASETS["middlebury"], lr_antialias=False)
+    gt_pad = torch.zeros(1, 1, 112, 112)
+    gt_pad[..., :96, :96] = gt
+    expected = torch.nn.functional.interpolate(gt_pad, size=(14, 14), mode="bicubic", align_corners=False)
+    np.testing.assert_allclose(reference.net_lr[0, 0].numpy(), expected[0, 0].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("argv,precision", [(["--protocol", "reference"], "fp32"),
+                                            (["--protocol", "reference", "--precision", "bf16"], "bf16"),
+                                            (["--protocol", "corrected", "--precision", "bf16"], "bf16"),
+                                            (["--lr-synthesis", "plain"], "fp32")])
+def test_reference_protocol_runs_fp32_unless_asked(capsys, tmp_path, data, tiny_checkpoint, argv, precision):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--checkpoint", tiny_checkpoint(scale=8), "--datasets", "lu", "--baselines", "none",
+                           "--device", "cpu", "--figures", "0", "--shared-data", data["shared"], "--out", out,
+                           "--no-progress", *argv)
+    assert code == 0, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["methods"][0]["precision"] == precision
+    assert info["lr_synthesis"] == ("plain" if "plain" in argv else "antialias")
+    assert info["protocol"] == (argv[1] if argv[0] == "--protocol" else "deployed")
+
+
 # ----------------------------------------------------------------------------- the CLI on small datasets
 
-@pytest.mark.parametrize("protocol", ["corrected", "reference"])
+@pytest.mark.parametrize("protocol", ["deployed", "corrected", "reference"])
 def test_cli_on_every_dataset_writes_csv_markdown_and_figures(capsys, tmp_path, data, tiny_checkpoint, protocol):
     out = tmp_path / "out"
     checkpoint = tiny_checkpoint(scale=8)
@@ -228,7 +297,7 @@ def test_cli_on_every_dataset_writes_csv_markdown_and_figures(capsys, tmp_path, 
                                 "--out", out, "--threads", "1")
     assert code == 0, err
     counts = {"middlebury": 2, "lu": 1, "nyu": 2, "rgbdd": 3, "tofdsr": 2}
-    methods = ["Bicubic", "Guided filter", "JBU", "tiny"]
+    methods = ["bicubic", "guided_filter", "jbu", "tiny"]
     rows = read_csv(out / "per_image.csv")
     assert list(rows[0]) == ["dataset", "image", "method", "scale", "rmse", "unit", "protocol"]
     assert len(rows) == sum(counts.values()) * len(methods)
@@ -284,7 +353,7 @@ def test_bicubic_row_equals_an_independent_rmse_in_cm(capsys, tmp_path, data):
         assert row["unit"] == "cm"
     markdown = (out / "results.md").read_text()
     assert "SHARED SUBSET: NYU v2, only the 2 shared test pairs, NOT the 449-image test split" in markdown
-    assert "| NYU v2 (shared subset, not the test split) | Bicubic | " in markdown
+    assert "| NYU v2 (shared subset, not the test split) | bicubic | " in markdown
 
 
 def test_nyu_from_the_official_mat_and_two_scales(capsys, tmp_path, data, tiny_checkpoint):
@@ -299,7 +368,7 @@ def test_nyu_from_the_official_mat_and_two_scales(capsys, tmp_path, data, tiny_c
     rows = read_csv(out / "per_image.csv")
     assert {(r["image"], r["scale"]) for r in rows} == {(i, s) for i in ("1000", "1001") for s in ("4", "8")}
     labels = {r["method"] for r in rows}
-    assert labels == {"Bicubic", "tiny_light"}  # tiny_light_x4 and tiny_light_x8 share a row
+    assert labels == {"bicubic", "tiny_light"}  # tiny_light_x4 and tiny_light_x8 share a row
     assert "NYU v2 test split (449 images" in stdout and "first 2 image(s)" in stdout
     assert not (out / "figures").exists()
 
@@ -385,17 +454,17 @@ def test_bicubic_reproduces_the_readme_anchors_on_the_real_files(capsys, tmp_pat
     summary = read_csv(out / "summary.csv")
     assert {(e["dataset"], int(e["images"])) for e in summary} == set(ANCHOR_DATASETS.items())
     # torch LR (antialiased bicubic) + torch bicubic upsampling: the harness's own bicubic row.
-    assert _anchors_measured(summary, "Bicubic") == run.README_BICUBIC_ANCHORS["torch"]
+    assert _anchors_measured(summary, "bicubic") == paper.README_BICUBIC_ANCHORS["torch"]
     # PIL for both: the literature's "Bicubic" row.
-    assert _anchors_measured(summary, "Bicubic (PIL)") == run.README_BICUBIC_ANCHORS["pil"]
-    assert "| Bicubic | 2.23 | 3.92 | 6.28 |" in stdout and "| Bicubic | 2.36 | 4.44 | 7.26 |" in stdout
+    assert _anchors_measured(summary, "bicubic_pil") == paper.README_BICUBIC_ANCHORS["pil"]
+    assert "| bicubic | 2.23 | 3.92 | 6.28 |" in stdout and "| bicubic | 2.36 | 4.44 | 7.26 |" in stdout
     # The README's third line: PIL both, with the reference's 6-px shave (= the corrected protocol's scoring).
     out = tmp_path / "shave"
     code, _, err = run_cli(capsys, "--protocol", "corrected", "--datasets", "middlebury,lu", "--scales", "4,8,16",
                            "--baselines", "bicubic_pil", "--shared-data", shared_data, "--figures", "0",
                            "--out", out, "--no-progress")
     assert code == 0, err
-    assert _anchors_measured(read_csv(out / "summary.csv"), "Bicubic (PIL)") == run.README_BICUBIC_ANCHORS["pil_shave6"]
+    assert _anchors_measured(read_csv(out / "summary.csv"), "bicubic_pil") == paper.README_BICUBIC_ANCHORS["pil_shave6"]
 
 
 def test_reference_protocol_on_the_shared_data(capsys, tmp_path, shared_data, tiny_checkpoint):
@@ -407,7 +476,7 @@ def test_reference_protocol_on_the_shared_data(capsys, tmp_path, shared_data, ti
     assert code == 0, err
     rows = read_csv(out / "per_image.csv")
     assert {(r["dataset"], r["method"]) for r in rows} == {(d, m) for d in ("middlebury", "lu", "nyu", "rgbdd")
-                                                           for m in ("Bicubic", "tiny")}
+                                                           for m in ("bicubic", "tiny")}
     assert all(np.isfinite(float(r["rmse"])) and r["scale"] == "16" for r in rows)
     assert "only the 3 shared test pairs" in stdout and "only the 3 shared real-scene pairs" in stdout
     assert len(list((out / "figures").glob("*.png"))) == 8

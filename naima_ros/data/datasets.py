@@ -123,9 +123,9 @@ def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "ima
         ``rmse_scale`` (unit -> reported unit: 100 for cm, 1 for 8-bit), ``rmse_unit``, ``name``.
         Score with ``metrics.reference_rmse(pred_norm, depth_hr, minmax, rmse_scale)``.
     """
-    rgb_uint8 = np.ascontiguousarray(modcrop(frame.rgb, scale))
+    rgb_uint8 = np.array(modcrop(frame.rgb, scale))  # copies: torch needs writable arrays
     depth_norm = np.ascontiguousarray(modcrop(frame.depth_norm, scale))
-    valid = np.ascontiguousarray(modcrop(frame.valid, scale))
+    valid = np.array(modcrop(frame.valid, scale))
     depth_hr = torch.from_numpy(depth_norm)[None]
     return {
         "rgb": torch.from_numpy(standardise_rgb(rgb_uint8, rgb_normalisation)),

@@ -110,7 +110,8 @@ def open_dataset(name: str, split: str = "test", path: str | os.PathLike | None 
                   "tofdsr": lambda: tofdsr.load_tofdsr(path, split),
                   "middlebury": lambda: middlebury_lu.load_middlebury(path),
                   "lu": lambda: middlebury_lu.load_lu(path)}[name]()
-        return frames, f"{info.title} {split} split ({len(frames)} images, {path})"
+        layout = "prepared " if name == "nyu" and not str(path).endswith(".mat") else ""
+        return frames, f"{info.title} {layout}{split} split ({len(frames)} images, {path})"
     if split == "test" and name in ("middlebury", "lu"):
         frames = shared.load_test_set(info.title, shared_root)
         return frames, f"{len(frames)} images: {frames.description}"
