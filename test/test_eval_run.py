@@ -282,6 +282,20 @@ def test_reference_protocol_runs_fp32_unless_asked(capsys, tmp_path, data, tiny_
     assert info["methods"][0]["precision"] == precision
     assert info["lr_synthesis"] == ("plain" if "plain" in argv else "antialias")
     assert info["protocol"] == (argv[1] if argv[0] == "--protocol" else "deployed")
+    assert info["shave"] == 6
+
+
+def test_shave_override_is_applied_and_reported(capsys, tmp_path, data):
+    """--shave 0 under the deployed protocol gives the anchors protocol's no-shave scoring (bicubic: equal)."""
+    results = {}
+    for name, argv in (("anchors", ["--protocol", "anchors"]), ("deployed0", ["--shave", "0"])):
+        out = tmp_path / name
+        code, _, err = run_cli(capsys, "--datasets", "middlebury", "--scales", "8", "--baselines", "bicubic",
+                               "--figures", "0", "--shared-data", data["shared"], "--out", out, "--no-progress", *argv)
+        assert code == 0, err
+        results[name] = [float(r["rmse"]) for r in read_csv(out / "per_image.csv")]
+    np.testing.assert_allclose(results["deployed0"], results["anchors"], rtol=1e-4)
+    assert "Border shave overridden: 0 px" in (tmp_path / "deployed0" / "results.md").read_text()
 
 
 # ----------------------------------------------------------------------------- the CLI on small datasets

@@ -54,7 +54,7 @@ def _cell(value: float | None) -> str:
 
 
 def markdown_report(summary: Sequence[dict], protocol: str, datasets: Sequence[str], sources: dict[str, str],
-                    methods: Sequence[Method], max_images: int | None) -> str:
+                    methods: Sequence[Method], max_images: int | None, shave: int | None = None) -> str:
     """Tables shaped like the paper's Tables 1 (NYU / RGB-D-D / TOFDSR, cm), 2 (Middlebury) and 3 (Lu)."""
     value = {(r["dataset"], r["method"], r["scale"]): r["rmse"] for r in summary}
     count = {(r["dataset"], r["method"], r["scale"]): r["images"] for r in summary}
@@ -62,6 +62,8 @@ def markdown_report(summary: Sequence[dict], protocol: str, datasets: Sequence[s
     lines = ["# naima-eval results", "",
              f"Protocol: **{protocol}** ({PROTOCOLS[protocol].description}). RMSE per image, averaged over images.",
              ""]
+    if shave is not None and shave != PROTOCOLS[protocol].shave:
+        lines += [f"Border shave overridden: {shave} px (--shave).", ""]
     if max_images is not None:
         lines += [f"**Limited to the first {max_images} image(s) per dataset (--max-images): not benchmark numbers.**",
                   ""]
@@ -128,7 +130,8 @@ class Results:
     def write(self) -> str:
         summary = summarise(self.rows, self.sources)
         done = [d for d in self.datasets if any(r["dataset"] == d for r in self.rows)]
-        report = markdown_report(summary, self.protocol, done, self.sources, self.methods, self.max_images)
+        report = markdown_report(summary, self.protocol, done, self.sources, self.methods, self.max_images,
+                                 self.run_info.get("shave"))
         atomic_write_text(self.out / "per_image.csv", csv_text(PER_IMAGE_FIELDS, [
             {**r, "rmse": f"{r['rmse']:.6f}"} for r in self.rows]))
         atomic_write_text(self.out / "summary.csv", csv_text(SUMMARY_FIELDS, [

@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
                         help="deployed (default: as the node runs), reference (SPEC.md 4, the paper's tables), "
                              "corrected or anchors (README, no shave)")
+    parser.add_argument("--shave", type=_positive_int, default=None, metavar="PX",
+                        help="border pixels left out of the RMSE (default: the protocol's: 6, anchors 0)")
     parser.add_argument("--lr-synthesis", choices=("antialias", "plain"), default="antialias",
                         help="bicubic LR synthesis with antialiasing (default, recent torchvision) or without "
                              "(older torchvision; for reproducing Table 1)")
@@ -185,12 +187,16 @@ def _figures(out: Path, dataset: str, sample: Sample, predictions: dict[str, np.
                                valid=sample.valid, unit=sample.unit, title=f"|{label} - GT| {title}")
 
 
+def _shave(args: argparse.Namespace) -> int:
+    return PROTOCOLS[args.protocol].shave if args.shave is None else args.shave
+
+
 def evaluate(args: argparse.Namespace, methods: Sequence[Method], scales: Sequence[int],
              frames: dict[str, Sequence[RGBDFrame]], results: Results) -> None:
     """Score every method on every dataset at every scale; figures for the first images."""
     from tqdm import tqdm
 
-    shave = PROTOCOLS[args.protocol].shave
+    shave = _shave(args)
     for dataset, frame_list in frames.items():
         info = DATASETS[dataset]
         count = len(frame_list) if args.max_images is None else min(args.max_images, len(frame_list))
@@ -242,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"naima-eval: error: {error}", file=sys.stderr)
         return 1
     run_info = {"tool": "naima-eval", "argv": list(sys.argv[1:] if argv is None else argv),
-                "protocol": args.protocol, "lr_synthesis": args.lr_synthesis, "scales": scales, "datasets": sources,
+                "protocol": args.protocol, "shave": _shave(args),
+                "lr_synthesis": args.lr_synthesis, "scales": scales, "datasets": sources,
                 "methods": [{"label": m.label, "kind": m.kind, "scale": m.scale, **m.info} for m in methods],
                 "max_images": args.max_images, "git": git_revision(), "torch": torch.__version__,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
