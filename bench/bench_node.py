@@ -39,8 +39,20 @@ from std_msgs.msg import Header  # noqa: E402
 from naima_ros.data.common import fill_invalid_nearest  # noqa: E402
 from naima_ros.frames import standardise_rgb  # noqa: E402
 from naima_ros.inference import Upsampler, network_size  # noqa: E402
-from naima_ros.ros.conversions import (camera_info_to_output, depth_from_image,  # noqa: E402
-                                       depth_image, points_cloud, rgb_from_image)
+from naima_ros.depth_codec import encode_depth  # noqa: E402
+from naima_ros.geometry import depth_to_points  # noqa: E402
+from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud  # noqa: E402
+from naima_ros.serving import decode_images, output_camera_info  # noqa: E402
+
+
+def camera_info_to_output(info, width, height, header):
+    fields, intr = output_camera_info(info, width, height)
+    return camera_info_msg(fields, header), intr
+
+
+def cloud_msg_of(depth_hr, intr, header, rgb):
+    return points_cloud(depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy, rgb=rgb),
+                        header)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +119,7 @@ def make_inputs(width: int, height: int, scale: int, stamp_ns: int = 1):
 def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None:
     s = up.scale
     rgb_msg, depth_msg, info = make_inputs(width, height, s)
-    rgb = rgb_from_image(rgb_msg)
-    depth_m, valid = depth_from_image(depth_msg)
+    rgb, depth_m, valid = decode_images(rgb_msg, depth_msg)
     depth_in = np.where(valid, depth_m, np.nan)
 
     # the network alone, on inputs already normalised and padded as the Upsampler does
@@ -150,19 +161,18 @@ def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     time.sleep(1.0)  # discovery
-    image_msg = depth_image(depth_hr, depth_msg.header)
-    cloud_msg = points_cloud(depth_hr, intr, depth_msg.header, rgb)
+    image_msg = depth_image(encode_depth(depth_hr), depth_msg.header)
+    cloud_msg = cloud_msg_of(depth_hr, intr, depth_msg.header, rgb)
 
     rows = [
-        ("decode rgb + depth msgs", timeit(lambda: (rgb_from_image(rgb_msg),
-                                                    depth_from_image(depth_msg)), repeats)),
+        ("decode rgb + depth msgs", timeit(lambda: decode_images(rgb_msg, depth_msg), repeats)),
         ("Upsampler pre/post (norm, fill, pad, crop)", t_prepost),
-        ("encode depth image 32FC1", timeit(lambda: depth_image(depth_hr, depth_msg.header),
-                                            repeats)),
+        ("encode depth image 32FC1", timeit(
+            lambda: depth_image(encode_depth(depth_hr), depth_msg.header), repeats)),
         ("CameraInfo rescale", timeit(lambda: camera_info_to_output(info, width, height,
                                                                     depth_msg.header),
                                       repeats)),
-        ("organised XYZRGB cloud msg", timeit(lambda: points_cloud(depth_hr, intr,
+        ("organised XYZRGB cloud msg", timeit(lambda: cloud_msg_of(depth_hr, intr,
                                                                    depth_msg.header, rgb),
                                               repeats)),
         ("publish image + cloud (rclpy)", timeit(lambda: (image_pub.publish(image_msg),
@@ -187,7 +197,7 @@ def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None
 
     plain = np.empty(height * width * 32, np.uint8)
     t_copy = timeit(lambda: plain.copy(), repeats)
-    t_points = timeit(lambda: points_cloud(depth_hr, intr, depth_msg.header, rgb), repeats)
+    t_points = timeit(lambda: cloud_msg_of(depth_hr, intr, depth_msg.header, rgb), repeats)
     print(f"\n## 2. Organised XYZRGB cloud ({height * width * 32 / 2**20:.1f} MiB) vs a plain copy")
     print(f"cloud build {t_points * 1e3:.2f} ms, numpy copy of the same bytes {t_copy * 1e3:.2f} "
           f"ms: {t_points / t_copy:.1f}x")
@@ -223,7 +233,7 @@ def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_
     sent = 0
     t_end = time.monotonic() + duration_s
     while time.monotonic() < t_end:
-        rgb, depth, info = make_inputs(width, height, node._model.scale, time.time_ns())
+        rgb, depth, info = make_inputs(width, height, node._slot.model.scale, time.time_ns())
         info_pub.publish(info)
         rgb_pub.publish(rgb)
         depth_pub.publish(depth)
@@ -238,7 +248,7 @@ def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_
     rclpy.shutdown()
     lat = np.array(latencies[1:]) * 1e3  # the first frame waits for nothing: skip it
     print(f"\n## 3. Latency with input at {rate_hz:.0f} Hz for {duration_s:.0f} s "
-          f"({width}x{height}, x{node._model.scale})")
+          f"({width}x{height}, x{node._slot.model.scale})")
     print(f"pairs sent {sent}, received {snap['pairs_received']}, served "
           f"{snap['frames_published']}, superseded {snap['dropped'].get('superseded', 0)}; "
           f"model p50 {snap['model_p50_ms']:.0f} ms")

@@ -1,4 +1,7 @@
-"""`naima-bag run`: offline model over a bag, the node's outputs, pairing, and bad input bags."""
+"""`naima-bag run`: the node's serving path over a bag offline, pairing, and bad input bags.
+
+(That `run` and the node give identical outputs and drop reasons for the same pairs is
+test_ros_bag_parity.py.)"""
 import shutil
 
 import numpy as np
@@ -8,9 +11,10 @@ from naima_ros.bags.cli import main
 from naima_ros.bags.io import BagReader, BagWriter, Topics, rgb_msg
 from naima_ros.bags.io import header as make_header
 from naima_ros.bags.make import Frame, LRConfig, TimingConfig, lr_from_gt, make_bag
-from naima_ros.bags.run import PairMatcher, ServeConfig, run_bag
+from naima_ros.bags.run import PairMatcher, run_bag
 from naima_ros.depth_codec import decode_depth
 from naima_ros.inference import Upsampler
+from naima_ros.serving import ServeConfig
 
 W, H, S = 64, 48, 8
 T = Topics()
@@ -92,7 +96,7 @@ def test_run_round_trip_holds_inputs_and_the_node_outputs(tmp_path, input_bag, c
 
 def test_run_options_encoding_points_and_default_scale(tmp_path, input_bag, upsampler):
     out = tmp_path / "out"
-    summary = run_bag(input_bag, out, upsampler=upsampler, storage="sqlite3", progress=False,
+    summary = run_bag(input_bag, out, predictor=upsampler, storage="sqlite3", progress=False,
                       config=ServeConfig(output_encoding="16UC1", publish_points=False,
                                          max_depth=1.5))
     assert summary.served == 3 and not summary.dropped
@@ -126,7 +130,7 @@ def test_drops_are_counted_with_the_node_reasons(tmp_path, upsampler):
         pair(3, f.rgb, np.zeros_like(lr))                # all_invalid_depth
         pair(4, f.rgb, lr)                               # served
     lines = []
-    summary = run_bag(path, tmp_path / "out", upsampler=upsampler, progress=False,
+    summary = run_bag(path, tmp_path / "out", predictor=upsampler, progress=False,
                       log=lines.append)
     assert summary.served == 1
     assert dict(summary.dropped) == {"missing_camera_info": 1, "size_mismatch": 1,
@@ -146,6 +150,11 @@ def test_pair_matcher_approximate_and_exact():
     assert (kind, depth[1], rgb[1]) == ("pair", "d0", "r1")  # the nearest within slop
     m.add_depth(300_000_000, "d1", 0)
     assert [k for k, _, _ in m.ready(final=True)] == ["unmatched"]
+    # a stamp seen before (a bag loop, a restarted driver) pairs again with its new RGB frame
+    m.add_rgb(105_000_000, "r1 again", 0)
+    m.add_depth(105_000_000, "d0 again", 0)
+    (kind, depth, rgb), = list(m.ready(final=True))
+    assert (kind, depth[1], rgb[1]) == ("pair", "d0 again", "r1 again")
     exact = PairMatcher(slop_s=0.02, exact=True)
     exact.add_rgb(5, "r", 0)
     exact.add_depth(6, "d", 0)
@@ -161,8 +170,9 @@ def test_missing_topic_names_it_and_writes_nothing(tmp_path, input_bag, ckpt, ca
     assert not out.exists()
 
 
-def test_unknown_encoding_midway_keeps_what_was_written(tmp_path, ckpt, capsys):
-    """Frame 3 of 4 has a YUV RGB image: a clear error, the first two outputs stay in the bag."""
+def test_unknown_encoding_midway_is_the_node_drop(tmp_path, ckpt, capsys):
+    """Frame 3 of 4 has a YUV RGB image: as in the node, a counted `unsupported_encoding` drop
+    with a warning naming the topic and the encoding; the other frames are served."""
     good = tmp_path / "good"
     make_bag(good, [frames(4)], timing=TimingConfig(drop_rate=0.0), progress=False)
     bad = tmp_path / "bad"
@@ -179,11 +189,13 @@ def test_unknown_encoding_midway_keeps_what_was_written(tmp_path, ckpt, capsys):
             writer.write_raw(conn.topic, conn.msgtype, log_ns, raw)
     out = tmp_path / "out"
     assert main(["--no-progress", "run", str(bad), str(out), "--checkpoint", str(ckpt),
-                 "--device", "cpu"]) == 2
-    err = capsys.readouterr().err
-    assert "topic /rgb/image_rect_color" in err and "'yuv422' is not supported" in err
-    _, msgs = by_topic(out)  # finalised: readable, with the outputs of the frames before
-    assert len(msgs[T.out_image]) == 2
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "[unsupported_encoding]" in captured.err and "/depth/image_rect" in captured.err
+    assert "'yuv422' is not supported" in captured.err
+    assert "3 frames served of 4 pairs; dropped: unsupported_encoding 1" in captured.out
+    _, msgs = by_topic(out)  # finalised: readable, with the outputs of the served frames
+    assert len(msgs[T.out_image]) == 3
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -204,12 +216,42 @@ def test_truncated_input_is_named_and_left_alone(tmp_path, input_bag, ckpt, caps
 
 
 def test_offline_defaults_are_the_node_parameters():
-    """`run` produces what the node would with its defaults: same names, same values."""
+    """`run` options and `ServeConfig` take their defaults from the node's parameter table."""
     from dataclasses import fields
 
-    from naima_ros.bags.run import DEFAULT_CHECKPOINT
-    from naima_ros.ros.node import PARAMETERS
-    defaults = {p.name: p.default for p in PARAMETERS}
+    from naima_ros.bags.cli import build_parser
+    from naima_ros.serving import DEFAULTS
     for f in fields(ServeConfig):
-        assert getattr(ServeConfig(), f.name) == defaults[f.name], f.name
-    assert DEFAULT_CHECKPOINT == defaults["checkpoint"]
+        assert getattr(ServeConfig(), f.name) == DEFAULTS[f.name], f.name
+    args = build_parser().parse_args(["run", "in", "out"])
+    assert (args.method, args.device, args.precision) == (DEFAULTS["method"], DEFAULTS["device"],
+                                                          DEFAULTS["precision"])
+    for name in ("output_encoding", "points_stride", "min_depth", "max_depth",
+                 "max_input_pixels", "slop"):
+        assert getattr(args, name) == DEFAULTS[name], name
+    assert args.resize_rgb_to_multiple == DEFAULTS["resize_rgb_to_multiple"]
+    assert args.exact_sync == DEFAULTS["exact_sync"]
+    assert (not args.no_points, not args.points_xyz) == (DEFAULTS["publish_points"],
+                                                         DEFAULTS["points_rgb"])
+
+
+def test_run_with_a_baseline_needs_no_checkpoint(tmp_path, input_bag):
+    """`--method bicubic` serves without a checkpoint, through the node's predictor loading."""
+    from naima_ros.predictors import load_predictor
+
+    out = tmp_path / "out"
+    assert main(["--no-progress", "run", str(input_bag), str(out), "--method", "bicubic",
+                 "--checkpoint", "/nonexistent_x{scale}.safetensors"]) == 0
+    _, msgs_in = by_topic(input_bag)
+    _, msgs = by_topic(out)
+    bicubic = load_predictor("bicubic", scale=S)
+    for (_, d), (_, rgb), (_, image) in zip(msgs_in[T.depth], msgs_in[T.rgb],
+                                            sorted(msgs[T.out_image],
+                                                   key=lambda m: m[1].header.stamp.sec * 10**9
+                                                   + m[1].header.stamp.nanosec)):
+        assert image.header == d.header
+        got = decode_depth(image.data, image.encoding, H, W, image.step)[0]
+        lr, lr_valid = decode_depth(d.data, d.encoding, d.height, d.width, d.step)
+        want = bicubic(np.frombuffer(rgb.data, np.uint8).reshape(H, W, 3).copy(),
+                       np.where(lr_valid, lr, np.nan))
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)

@@ -1,14 +1,23 @@
-"""ros.conversions and ros.diagnostics on real sensor_msgs / diagnostic_msgs objects (no DDS)."""
+"""ros.conversions, serving's message reading and ros.diagnostics on real sensor_msgs /
+diagnostic_msgs objects (no DDS)."""
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image, PointField
 from std_msgs.msg import Header
 
-from naima_ros.ros.conversions import (camera_info_image_size, camera_info_to_output,
-                                       depth_from_image, depth_image, points_cloud,
-                                       rgb_from_image, stamp_ns)
+from naima_ros.depth_codec import decode_depth, encode_depth
+from naima_ros.geometry import depth_to_points
+from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud
 from naima_ros.ros.diagnostics import NodeStats, WarningThrottle, status_message
+from naima_ros.serving import (camera_info_image_size, decode_images, output_camera_info,
+                               stamp_ns)
+
+
+def camera_info_to_output(info, width, height, hdr):
+    """The node's output CameraInfo message: serving's fields, conversions' message."""
+    fields, intr = output_camera_info(info, width, height)
+    return camera_info_msg(fields, hdr), intr
 
 
 def header(sec=12, nanosec=345, frame="cam"):
@@ -33,10 +42,11 @@ def test_stamp_ns():
 def test_depth_image_round_trip_both_encodings():
     depth = np.array([[1.5, np.nan, 0.25]], dtype=np.float32)
     for encoding, step in (("32FC1", 12), ("16UC1", 6)):
-        msg = depth_image(depth, header(), encoding)
+        msg = depth_image(encode_depth(depth, encoding), header())
         assert isinstance(msg, Image) and (msg.encoding, msg.step) == (encoding, step)
         assert msg.header.frame_id == "cam" and stamp_ns(msg.header.stamp) == 12_000_000_345
-        back, valid = depth_from_image(msg)
+        back, valid = decode_depth(msg.data, msg.encoding, msg.height, msg.width, msg.step,
+                                   bool(msg.is_bigendian))
         assert valid.tolist() == [[True, False, True]]
         np.testing.assert_allclose(back[valid], [1.5, 0.25])
 
@@ -45,7 +55,10 @@ def test_rgb_from_bgra_message_with_padding():
     px = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     rows = np.concatenate([px.reshape(2, 12), np.zeros((2, 4), np.uint8)], 1)
     msg = Image(height=2, width=3, encoding="bgra8", step=16, data=rows.tobytes())
-    np.testing.assert_array_equal(rgb_from_image(msg), px[..., 2::-1])
+    depth = Image(height=1, width=1, encoding="16UC1", step=2, data=b"\x01\x00")
+    rgb, depth_m, valid = decode_images(msg, depth)
+    np.testing.assert_array_equal(rgb, px[..., 2::-1])
+    assert rgb.flags.writeable and depth_m[0, 0] == np.float32(0.001) and valid.all()
 
 
 def test_camera_info_rescaled_with_binning_roi_and_tx():
@@ -77,7 +90,8 @@ def test_points_cloud_message(rgb, stride, step, shape):
     depth[0, 0] = np.nan
     colors = np.full((4, 6, 3), 7, np.uint8) if rgb else None
     _, intr = camera_info_to_output(info_msg(), 6, 4, header())
-    msg = points_cloud(depth, intr, header(), colors, stride)
+    msg = points_cloud(depth_to_points(depth, intr.fx, intr.fy, intr.cx, intr.cy, rgb=colors,
+                                       stride=stride), header())
     assert (msg.height, msg.width) == shape
     assert (msg.point_step, msg.row_step) == (step, step * shape[1])
     assert len(msg.data) == msg.row_step * msg.height

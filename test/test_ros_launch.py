@@ -29,7 +29,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from naima_ros.ros.node import PARAMETERS  # noqa: E402
+from naima_ros.serving import PARAMETERS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "naima.launch.py"

@@ -1,4 +1,8 @@
-"""NaimaNode over real DDS (rclpy + Fast DDS), in-process, running the real model (tiny checkpoint).
+"""NaimaNode over real DDS (rclpy + Fast DDS), in-process, serving with the real predictors.
+
+The shared node runs once per method: `naima` (the network, a tiny checkpoint; skipped where torch
+is not importable, e.g. the Jazzy job) and `bicubic` (a baseline: no torch anywhere). Tests about
+checkpoints and model swaps need the network and only run with it.
 
 Each test process gets its own ROS_DOMAIN_ID and localhost-only discovery; each node lives in its
 own namespace. Tests wait on conditions with generous timeouts and never assert timing.
@@ -9,15 +13,14 @@ os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)  # 1..100: unique per t
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"  # older distros
 
+import importlib.util  # noqa: E402
 import itertools  # noqa: E402
-from pathlib import Path  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import rclpy  # noqa: E402
-import torch  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -25,16 +28,17 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from naima_ros.depth_codec import decode_depth  # noqa: E402
-from naima_ros.inference import Upsampler  # noqa: E402
-from naima_ros.ros.node import ModelLoadError, NaimaNode, resolve_checkpoint  # noqa: E402
+from naima_ros.predictors import load_predictor  # noqa: E402
+from naima_ros.ros.node import ModelLoadError, NaimaNode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="method naima needs torch (not installed)")
+METHODS = [pytest.param("naima", marks=needs_torch), "bicubic"]
 TIMEOUT = 60.0  # s; generous: the machine may be loaded
 SCALE = 8
 LR_H, LR_W = 6, 8  # -> 48 x 64 output
@@ -109,11 +113,11 @@ def camera_info(ww=LR_W * SCALE, hh=LR_H * SCALE, k=K) -> CameraInfo:
 
 
 # ---------------------------------------------------------------------- model wrapper
-class ControlledUpsampler:
-    """The real Upsampler, with test controls: a one-shot failure, a delay, a warm-up record."""
+class ControlledPredictor:
+    """A real predictor, with test controls: a one-shot failure, a delay, a warm-up record."""
 
-    def __init__(self, upsampler):
-        self.upsampler = upsampler
+    def __init__(self, predictor):
+        self.upsampler = predictor
         self.fail_next = False
         self.delay_s = 0.0
         self.warmups = []
@@ -128,7 +132,7 @@ class ControlledUpsampler:
 
     def warmup(self, height, width, iterations=1):
         self.warmups.append((height, width, iterations))
-        self.upsampler.warmup(height, width, iterations)
+        self.upsampler.warmup(height, width)
 
     def __call__(self, rgb, depth):
         self.calls += 1
@@ -252,23 +256,25 @@ class Harness:
 class Running:
     """A NaimaNode + Harness spinning in a background executor."""
 
-    def __init__(self, context, checkpoint, namespace, overrides=None, info=True):
+    def __init__(self, context, checkpoint, namespace, overrides=None, info=True,
+                 method="naima"):
         self.controlled = []
+        self.method = method
 
-        def factory(path, device, precision):
-            up = ControlledUpsampler(Upsampler.from_checkpoint(path, device=device,
-                                                               precision=precision))
+        def factory(method, **kwargs):
+            up = ControlledPredictor(load_predictor(method, **kwargs))
             self.controlled.append(up)
             return up
 
-        params = {"checkpoint": str(checkpoint), "scale": SCALE, "device": "cpu",
+        params = {"method": method, "checkpoint": str(checkpoint), "scale": SCALE,
+                  "device": "cpu",
                   "warmup_iterations": 1, "warmup_width": 64, "warmup_height": 48,
                   "input_reliability": "reliable", "input_depth": 20,
                   "diagnostics_period": 0.2, "warn_throttle": 0.0,
                   "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0}
         params.update(overrides or {})
         self.executor = MultiThreadedExecutor(num_threads=3, context=context)
-        self.node = NaimaNode(namespace=namespace, context=context, upsampler_factory=factory,
+        self.node = NaimaNode(namespace=namespace, context=context, predictor_factory=factory,
                               parameter_overrides=[Parameter(k, value=v)
                                                    for k, v in params.items()])
         self.executor.add_node(self.node)
@@ -281,7 +287,7 @@ class Running:
             wait_for(lambda: self.node._info is not None, what="camera_info at the node")
 
     @property
-    def up(self) -> ControlledUpsampler:
+    def up(self) -> ControlledPredictor:
         return self.controlled[-1]
 
     def close(self):
@@ -298,25 +304,38 @@ def context():
     rclpy.shutdown(context=ctx)
 
 
-@pytest.fixture(scope="module")
-def ckpt8(tiny_checkpoint):
-    return tiny_checkpoint(scale=8)
+def checkpoint_for(request, method: str, scale: int = SCALE) -> str:
+    """A tiny real checkpoint for the network; a baseline needs none (nor torch)."""
+    if method != "naima":
+        return "unused_x{scale}.safetensors"
+    return str(request.getfixturevalue("tiny_checkpoint")(scale=scale))
 
 
-@pytest.fixture(scope="module")
-def running(context, ckpt8):
-    r = Running(context, ckpt8, "/naima_main")
+@pytest.fixture(scope="module", params=METHODS)
+def running(request, context):
+    """The shared node, once per method."""
+    r = Running(context, checkpoint_for(request, request.param), f"/naima_main_{request.param}",
+                method=request.param)
     yield r
     r.close()
 
 
 @pytest.fixture
-def fresh(context, ckpt8):
+def network(running):
+    """The shared node, for tests about checkpoints and the network itself."""
+    if running.method != "naima":
+        pytest.skip("about the network's checkpoint: method naima only")
+    return running
+
+
+@pytest.fixture
+def fresh(request, context):
     """Factory of a node of its own (for tests that change its state or need none yet)."""
     made = []
 
-    def make(namespace, **kw):
-        r = Running(context, kw.pop("checkpoint", ckpt8), namespace, **kw)
+    def make(namespace, method="naima", **kw):
+        checkpoint = kw.pop("checkpoint", None) or checkpoint_for(request, method)
+        r = Running(context, checkpoint, f"{namespace}_{method}", method=method, **kw)
         made.append(r)
         return r
 
@@ -376,9 +395,12 @@ def test_diagnostics_report_model_and_rates(running):
     wait_for(lambda: h.diag.get("latency_p95_ms", "nan") != "nan", what="latency")
     with h.lock:
         d = dict(h.diag)
-    assert d["ready"] == "True"
-    assert d["scale"] == "8" and d["device"] == "cpu" and d["precision"] == "fp32"
-    assert d["preset"] == "light" and d["checkpoint"].endswith(".safetensors")
+    assert d["ready"] == "True" and d["method"] == running.method and d["scale"] == "8"
+    if running.method == "naima":
+        assert d["device"] == "cpu" and d["precision"] == "fp32"
+        assert d["preset"] == "light" and d["checkpoint"].endswith(".safetensors")
+    else:  # a baseline: no network, no checkpoint
+        assert d["device"] == "cpu" and d["checkpoint"] == "None" and d["preset"] == "None"
     for key in ("input_rate_hz", "output_rate_hz", "latency_p50_ms", "latency_p95_ms",
                 "memory_rss_mb", "dropped_total", "pairs_received"):
         assert key in d
@@ -523,8 +545,9 @@ def test_nan_and_inf_depth_pixels_are_invalid_not_fatal(running):
     assert valid.sum() == 48 * 64 - 128 and np.isfinite(out[valid]).all()
 
 
-def test_missing_camera_info_dropped_until_it_arrives(fresh):
-    r = fresh("/naima_noinfo", info=False)
+@pytest.mark.parametrize("method", METHODS)
+def test_missing_camera_info_dropped_until_it_arrives(fresh, method):
+    r = fresh("/naima_noinfo", method=method, info=False)
     h = r.h
     t = next_stamp_ns()
     h.expect_drop("missing_camera_info", lambda: h.send(rgb_msg(t), depth_msg(t)))
@@ -602,9 +625,7 @@ def test_warnings_are_throttled_but_every_drop_counted(running):
     ("min_depth", 20.0, "min_depth (20.0) must be below max_depth"),
     ("points_stride", 0, ""),
     ("queue_size", 10, ""),  # read-only after start-up
-    ("checkpoint", "/nonexistent/model.safetensors", "not found"),
-    ("checkpoint", "x{bogus}.safetensors", "only placeholder allowed is {scale}"),
-    ("scale", 4, "x8 model but scale is 4"),
+    ("method", "nearest", "method must be one of"),
 ])
 def test_invalid_parameters_rejected_with_reason(running, name, value, reason):
     before = running.node.get_parameter(name).value
@@ -614,16 +635,25 @@ def test_invalid_parameters_rejected_with_reason(running, name, value, reason):
     assert running.node.get_parameter(name).value == before
 
 
-def test_corrupt_checkpoint_rejected(running, tmp_path):
+@pytest.mark.parametrize("name,value,reason", [
+    ("checkpoint", "/nonexistent/model.safetensors", "not found"),
+    ("checkpoint", "x{bogus}.safetensors", "only placeholder allowed is {scale}"),
+    ("scale", 4, "x8 model but scale is 4"),
+])
+def test_invalid_checkpoint_parameters_rejected_with_reason(network, name, value, reason):
+    test_invalid_parameters_rejected_with_reason(network, name, value, reason)
+
+
+def test_corrupt_checkpoint_rejected(network, tmp_path):
     bad = tmp_path / "garbage.safetensors"
     bad.write_bytes(b"\x80\x04not a safetensors file at all")
-    result = running.node.set_parameters([Parameter("checkpoint", value=str(bad))])[0]
+    result = network.node.set_parameters([Parameter("checkpoint", value=str(bad))])[0]
     assert not result.successful and "safetensors" in result.reason
 
 
 def test_set_parameters_service_over_dds(running, context):
     """A remote `ros2 param set`: rejection with a reason, then a valid change."""
-    client = running.h.node.create_client(SetParameters, "/naima_main/naima/set_parameters")
+    client = running.h.node.create_client(SetParameters, f"{running.h.ns}/naima/set_parameters")
     try:
         assert client.wait_for_service(timeout_sec=TIMEOUT)
 
@@ -666,10 +696,11 @@ def test_runtime_output_parameters(running):
                              Parameter("publish_points", value=True)])
 
 
-def test_resize_rgb_to_multiple(fresh):
+@pytest.mark.parametrize("method", METHODS)
+def test_resize_rgb_to_multiple(fresh, method):
     """RGB 66 x 50 with depth 8 x 6 at x8: dropped by default, resized to 64 x 48 when enabled,
     with the CameraInfo rescaled to the output."""
-    r = fresh("/naima_resize", overrides={"max_input_pixels": 100_000})
+    r = fresh("/naima_resize", method=method, overrides={"max_input_pixels": 100_000})
     h = r.h
     info = camera_info(ww=66, hh=50, k=[40.0, 0, 33.0, 0, 41.0, 25.0, 0, 0, 1])
     h.send_info(info)
@@ -698,6 +729,7 @@ def test_resize_rgb_to_multiple(fresh):
 
 
 # ---------------------------------------------------------------------- model swaps
+@needs_torch
 def test_scale_and_checkpoint_swap_in_background(fresh, tiny_checkpoint):
     r = fresh("/naima_swap")
     h, node = r.h, r.node
@@ -719,24 +751,52 @@ def test_scale_and_checkpoint_swap_in_background(fresh, tiny_checkpoint):
     assert "model scale 4" in lines[0] and "8x6" in lines[0] and "64x48" in lines[0]
 
 
-def test_failed_swap_keeps_old_model_and_reverts(fresh, ckpt8, tmp_path):
+@needs_torch
+def test_failed_swap_keeps_old_model_and_reverts(fresh, tiny_checkpoint, tmp_path):
     """A file whose metadata is fine but whose tensors do not fit passes the cheap check and then
     fails to load: the old model keeps serving and the parameter goes back."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    ckpt8 = str(tiny_checkpoint(scale=8))
     r = fresh("/naima_badswap")
     h, node = r.h, r.node
-    with safe_open(str(ckpt8), framework="pt") as f:
+    with safe_open(ckpt8, framework="pt") as f:
         metadata = f.metadata()
     wrong = tmp_path / "wrong_tensors_x8.safetensors"
     save_file({"not_a_naima_weight": torch.zeros(3)}, str(wrong), metadata=metadata)
     result = node.set_parameters([Parameter("checkpoint", value=str(wrong))])[0]
     assert result.successful  # the cheap check passes; the load happens in the background
     wait_for(lambda: h.counter("events.model_swap_failed") >= 1, what="model_swap_failed")
-    wait_for(lambda: node.get_parameter("checkpoint").value == str(ckpt8),
+    wait_for(lambda: node.get_parameter("checkpoint").value == ckpt8,
              what="checkpoint parameter reverted")
     wait_for(lambda: h.diag.get("model_swap", "").startswith("failed"), what="swap state")
     assert str(wrong) in h.diag["model_swap"]
-    assert h.diag["checkpoint"] == str(ckpt8)
+    assert h.diag["checkpoint"] == ckpt8
     h.serve_good()  # still the old x8 model
+
+
+@needs_torch
+def test_method_switch_network_to_baseline_and_back(fresh):
+    """`method` swaps like a model: bicubic serves while the network is away, then it returns."""
+    r = fresh("/naima_method")
+    h, node = r.h, r.node
+    assert node.set_parameters([Parameter("method", value="bicubic")])[0].successful
+    wait_for(lambda: h.diag.get("method") == "bicubic", what="bicubic in diagnostics")
+    assert h.diag["checkpoint"] == "None"
+    t = next_stamp_ns()
+    rgb, dmsg = rgb_msg(t), depth_msg(t)
+    h.send(rgb, dmsg)
+    image = h.output(t)[0]
+    got = decode_depth(image.data, image.encoding, 48, 64, image.step, image.is_bigendian)[0]
+    # what the baseline itself gives for the decoded inputs
+    want = load_predictor("bicubic", scale=SCALE)(rgb_pixels(48, 64), lr_depth_m())
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    assert node.set_parameters([Parameter("method", value="naima")])[0].successful
+    wait_for(lambda: h.diag.get("method") == "naima", what="naima back in diagnostics")
+    assert h.diag["preset"] == "light" and h.counter("events.model_swap") == 2
+    h.serve_good()
 
 
 def test_startup_fails_clearly_without_checkpoint(context):
@@ -745,20 +805,41 @@ def test_startup_fails_clearly_without_checkpoint(context):
                   parameter_overrides=[Parameter("checkpoint", value="nowhere_x{scale}.st")])
 
 
-def test_resolve_checkpoint_placeholder_cwd_and_share_dirs(tmp_path, monkeypatch):
-    (tmp_path / "models").mkdir()
-    target = tmp_path / "models" / "m_x4.safetensors"
-    target.write_bytes(b"")
-    monkeypatch.chdir(tmp_path)
-    assert resolve_checkpoint("models/m_x{scale}.safetensors", 4) == tmp_path / target.relative_to(
-        tmp_path)
-    assert resolve_checkpoint(str(target), 8) == target  # absolute, no placeholder
-    with pytest.raises(FileNotFoundError) as err:
-        resolve_checkpoint("checkpoints/absent_x{scale}.safetensors", 16)
-    message = str(err.value)
-    assert "checkpoints/absent_x16.safetensors" in message
-    # looked in the current directory, the venv's share/naima_ros and the source tree
-    assert str(tmp_path) in message and "share/naima_ros" in message
-    assert str(Path(__file__).resolve().parents[1]) in message
-    with pytest.raises(ValueError, match="placeholder"):
-        resolve_checkpoint("m_{size}.safetensors", 8)
+# ---------------------------------------------------------------------- Humble's rclpy
+def test_humble_api_shape_keeps_publisher_tracking_and_parameter_side_effects(
+        fresh, monkeypatch):
+    """rclpy without the matched event and the post-set callback (Humble): publisher restarts are
+    found by polling and accepted parameters still take effect."""
+    import rclpy.node
+
+    from naima_ros.ros import compat
+
+    class HumbleSubscriptionEventCallbacks:  # rclpy.qos_event's signature on Humble
+        def __init__(self, *, deadline=None, incompatible_qos=None, liveliness=None,
+                     message_lost=None, use_default_callbacks=True):
+            pass
+
+    monkeypatch.setattr(compat, "subscription_event_callbacks_class",
+                        lambda: HumbleSubscriptionEventCallbacks)
+    monkeypatch.delattr(rclpy.node.Node, "add_post_set_parameters_callback")
+    r = fresh("/naima_humble", method="bicubic")
+    h, node = r.h, r.node
+    assert node._publisher_watch is not None and not node._native_post_set
+    h.serve_good()
+    # post-set side effects through the on-set path: outputs, throttle, a model swap
+    assert node.set_parameters([Parameter("points_stride", value=2),
+                                Parameter("warn_throttle", value=0.5)])[0].successful
+    assert node._throttle.period_s == 0.5
+    assert (h.serve_good()[2].width, node.get_parameter("points_stride").value) == (32, 2)
+    assert node.set_parameters([Parameter("method", value="guided_filter")])[0].successful
+    wait_for(lambda: h.diag.get("method") == "guided_filter", what="guided_filter serving")
+    rejected = node.set_parameters([Parameter("min_depth", value=50.0)])[0]
+    assert not rejected.successful and node._values["min_depth"] == 0.1
+    # publisher restart, seen by the diagnostics timer's polling
+    before = h.counter("events.publisher_restart")
+    h.destroy_publishers()
+    assert wait_for(lambda: h.warnings("has no publisher"), what="publisher-lost warning")
+    h.make_publishers()
+    h.connect(node)
+    wait_for(lambda: h.counter("events.publisher_restart") > before, what="publisher_restart")
+    h.serve_good()

@@ -99,21 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     _add_topics(p, ["rgb", "rgb_info", "depth", "gt"])
 
-    from naima_ros.bags.run import ServeConfig
-    d = ServeConfig()
-    p = sub.add_parser("run", parents=[common], help="run the model over a bag offline (no DDS)")
+    from naima_ros.options import METHODS, PRECISIONS
+    from naima_ros.serving import DEFAULTS as d
+    p = sub.add_parser("run", parents=[common],
+                       help="serve a bag offline as the node would (no DDS)")
     p.add_argument("input", type=Path, metavar="INPUT_BAG")
     p.add_argument("output", type=Path, metavar="OUTPUT_BAG")
     _add_node_model(p)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--output-encoding", choices=("32FC1", "16UC1"), default=d.output_encoding)
+    p.add_argument("--method", choices=METHODS, default=d["method"],
+                   help=f"the network or a classical baseline (default {d['method']})")
+    p.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default=d["precision"], choices=PRECISIONS)
+    p.add_argument("--output-encoding", choices=("32FC1", "16UC1"),
+                   default=d["output_encoding"])
     p.add_argument("--no-points", action="store_true", help="do not write the point cloud")
-    p.add_argument("--points-stride", type=int, default=d.points_stride)
+    p.add_argument("--points-stride", type=int, default=d["points_stride"])
     p.add_argument("--points-xyz", action="store_true", help="XYZ cloud instead of XYZRGB")
-    p.add_argument("--min-depth", type=float, default=d.min_depth, help="m")
-    p.add_argument("--max-depth", type=float, default=d.max_depth, help="m")
-    p.add_argument("--slop", type=float, default=d.slop, help="RGB/depth pairing slop, s")
+    p.add_argument("--min-depth", type=float, default=d["min_depth"], help="m")
+    p.add_argument("--max-depth", type=float, default=d["max_depth"], help="m")
+    p.add_argument("--resize-rgb-to-multiple", action="store_true",
+                   help="resize RGB to scale x depth when it is not exactly that")
+    p.add_argument("--max-input-pixels", type=int, default=d["max_input_pixels"],
+                   help="larger frames are dropped")
+    p.add_argument("--slop", type=float, default=d["slop"], help="RGB/depth pairing slop, s")
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
     _add_output(p)
     _add_topics(p, all_roles[:3] + all_roles[4:7])
@@ -175,15 +183,22 @@ def _make(args) -> int:
 
 
 def _run(args) -> int:
-    from naima_ros.bags.run import ServeConfig, run_bag
+    from naima_ros.bags.run import run_bag
+    from naima_ros.serving import ServeConfig, check_parameters
 
-    config = ServeConfig(args.output_encoding, not args.no_points, args.points_stride,
-                         not args.points_xyz, args.min_depth, args.max_depth, args.slop,
-                         args.exact_sync)
-    summary = run_bag(args.input, args.output, checkpoint=args.checkpoint, scale=args.scale,
-                      device=args.device, precision=args.precision, config=config,
-                      topics=_topics(args), storage=args.storage, overwrite=args.overwrite,
-                      progress=not args.no_progress,
+    config = ServeConfig(output_encoding=args.output_encoding, publish_points=not args.no_points,
+                         points_stride=args.points_stride, points_rgb=not args.points_xyz,
+                         min_depth=args.min_depth, max_depth=args.max_depth,
+                         resize_rgb_to_multiple=args.resize_rgb_to_multiple,
+                         max_input_pixels=args.max_input_pixels, slop=args.slop,
+                         exact_sync=args.exact_sync)
+    reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
+    if reason:
+        raise BagError(reason)
+    summary = run_bag(args.input, args.output, method=args.method, checkpoint=args.checkpoint,
+                      scale=args.scale, device=args.device, precision=args.precision,
+                      config=config, topics=_topics(args), storage=args.storage,
+                      overwrite=args.overwrite, progress=not args.no_progress,
                       log=lambda m: print(m, file=sys.stderr))
     print(f"wrote {args.output}: {summary.line()}")
     return 0
@@ -224,8 +239,11 @@ COMMANDS = {"make": _make, "run": _run, "replay": _replay, "eval": _eval}
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `naima-bag`; returns the exit code (0 ok, 2 error)."""
-    from naima_ros.checkpoint import CheckpointError
     from naima_ros.data.common import DatasetError
+    try:
+        from naima_ros.checkpoint import CheckpointError
+    except ImportError:  # no torch (a baseline-only install): no checkpoint is ever read
+        CheckpointError = BagError  # noqa: N806
 
     args = build_parser().parse_args(argv)
     previous = None

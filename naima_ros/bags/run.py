@@ -1,22 +1,21 @@
-"""`naima-bag run`: the model over a bag offline, without DDS, as fast as the model goes.
+"""`naima-bag run`: the node's serving path over a bag offline, without DDS, as fast as it goes.
 
-Per pair this does what `NaimaNode._serve` does, with the same conversion code
-(`naima_ros.depth_codec`, `naima_ros.geometry`): decode, check sizes and calibration, mask depth
-outside [min_depth, max_depth], run the `Upsampler`, mask its output, and produce the node's three
-messages (depth_registered/image_rect, camera_info, points), stamped with the depth header.
+Every pair goes through `naima_ros.serving.FrameServer`, the code the node runs: the same checks
+in the same order, the same drop reasons, the same predictor call and output arrays; this module
+only pairs, builds `rosbags` messages and writes them. Options default to the node's parameters
+(`naima_ros.serving.PARAMETERS`).
 
 Pairing is the approximate-time rule of the node's synchroniser, streamed: a depth frame is paired
 with the RGB frame nearest in stamp within `slop` (or the identical stamp with `exact_sync`) once
 no closer RGB can still arrive. Every input message is copied into the output bag with its log
 time; each output is logged at its pair's arrival + the measured processing time, so `eval`
-reports compute latency for an offline run. A frame the node would drop (no match, size mismatch,
-no CameraInfo, all-invalid depth, ...) is counted with the node's reason. An encoding the node
-cannot decode stops the run with an error naming the topic: it concerns the whole topic.
+reports compute latency for an offline run. A pair the node would drop (an unsupported encoding,
+a size mismatch, no CameraInfo, all-invalid depth, ...) is counted with the node's reason; a
+depth frame with no RGB partner is `sync_unmatched`.
 """
 from __future__ import annotations
 
 import collections
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,37 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from naima_ros.bags.io import (CAMERA_INFO, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
-                               BagWriter, Topics, decode_depth_msg, decode_rgb_msg, deserialize,
-                               depth_msg, stamp_ns)
-from naima_ros.depth_codec import COLOR_ENCODINGS, DEPTH_ENCODINGS
-from naima_ros.geometry import depth_to_points, image_size, output_intrinsics
+                               BagWriter, Topics, deserialize, image_msg, stamp_ns)
+from naima_ros.resources import resolve_checkpoint
+from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields
 
-__all__ = ["Drop", "PairMatcher", "RunSummary", "ServeConfig", "bag_scale", "default_checkpoint",
-           "run_bag", "serve_pair"]
-
-DEFAULT_CHECKPOINT = "checkpoints/naima_light_x{scale}_demo.safetensors"  # as the node's default
-
-
-class Drop(Exception):
-    """A pair the node would not serve: `reason` is its diagnostics counter name."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """The node parameters that change what a served frame looks like (same names and defaults)."""
-
-    output_encoding: str = "32FC1"
-    publish_points: bool = True
-    points_stride: int = 1
-    points_rgb: bool = True
-    min_depth: float = 0.1
-    max_depth: float = 10.0
-    slop: float = 0.02
-    exact_sync: bool = False
+__all__ = ["PairMatcher", "RunSummary", "bag_scale", "default_checkpoint", "run_bag",
+           "serve_pair"]
 
 
 def default_checkpoint(scale: int) -> Path:
@@ -63,102 +37,45 @@ def default_checkpoint(scale: int) -> Path:
     Raises:
         BagError: not found (the demo checkpoint is not there yet, or not installed).
     """
-    try:  # the node's own resolution (cwd, ament share, venv share, source tree)
-        from naima_ros.ros.node import PARAMETERS, resolve_checkpoint
-        template = next(p.default for p in PARAMETERS if p.name == "checkpoint")
-        try:
-            return resolve_checkpoint(template, scale)
-        except (FileNotFoundError, ValueError) as exc:
-            raise BagError(f"{exc}; pass --checkpoint") from exc
-    except ImportError:  # no rclpy on this machine: the same places, without ament
-        name = DEFAULT_CHECKPOINT.format(scale=scale)
-        roots = [Path.cwd(), Path(sys.prefix) / "share" / "naima_ros",
-                 Path(__file__).resolve().parents[2]]
-        for root in roots:
-            if (root / name).is_file():
-                return root / name
-        raise BagError(f"checkpoint {name!r} not found in {', '.join(map(str, roots))}; pass "
-                       f"--checkpoint") from None
+    try:
+        return resolve_checkpoint(DEFAULTS["checkpoint"], scale)
+    except (FileNotFoundError, ValueError) as exc:
+        raise BagError(f"{exc}; pass --checkpoint") from exc
 
 
 # ---------------------------------------------------------------------- one pair
-def serve_pair(upsampler, rgb_msg, depth_msg_, info, config: ServeConfig, topics: Topics):
+def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config: ServeConfig,
+               topics: Topics):
     """The node's per-pair work on `rosbags` messages.
 
     Returns:
-        (depth_hr (H, W) float32 metres NaN invalid, [output messages (topic, msg)]).
+        (the `ServedFrame`, [output messages (topic, msg)]).
 
     Raises:
         Drop: the node would drop this pair (reason and message as the node's).
-        BagError: an encoding the node does not support (names the topic).
     """
-    for name, msg, known, topic in (("rgb", rgb_msg, COLOR_ENCODINGS, topics.rgb),
-                                    ("depth", depth_msg_, DEPTH_ENCODINGS, topics.depth)):
-        if msg.encoding not in known:
-            raise BagError(f"topic {topic}: {name} encoding {msg.encoding!r} is not supported "
-                           f"(use one of {', '.join(known)})")
-        if msg.height == 0 or msg.width == 0 or len(msg.data) == 0:
-            raise Drop("empty_image", f"{name} image is {msg.width}x{msg.height} with "
-                       f"{len(msg.data)} bytes")
-    if info is None:
-        raise Drop("missing_camera_info", f"no CameraInfo on {topics.rgb_info} before this pair")
-    try:
-        rgb = np.array(decode_rgb_msg(rgb_msg, topics.rgb))  # writable for torch
-        depth_m, valid = decode_depth_msg(depth_msg_, topics.depth)
-    except BagError as exc:
-        raise Drop("malformed_image", str(exc)) from exc
-    s = upsampler.scale
-    (rgb_h, rgb_w), (h, w) = rgb.shape[:2], depth_m.shape
-    if (rgb_h, rgb_w) != (s * h, s * w):
-        raise Drop("size_mismatch", f"rgb {rgb_w}x{rgb_h} is not {s} x depth {w}x{h} "
-                   f"(model scale {s})")
-    roi = (info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height)
-    info_size = image_size(info.width, info.height, binning_x=info.binning_x,
-                           binning_y=info.binning_y, roi=roi)
-    if info_size != (rgb_w, rgb_h):
-        raise Drop("invalid_camera_info", f"{topics.rgb_info} describes a {info_size[0]}x"
-                   f"{info_size[1]} image but rgb is {rgb_w}x{rgb_h}")
-    try:
-        intr = output_intrinsics(info.k, info.p, info.width, info.height, s * w, s * h,
-                                 binning_x=info.binning_x, binning_y=info.binning_y, roi=roi)
-    except ValueError as exc:
-        raise Drop("invalid_camera_info", str(exc)) from exc
-    with np.errstate(invalid="ignore"):
-        valid &= (depth_m >= config.min_depth) & (depth_m <= config.max_depth)
-    if not valid.any():
-        raise Drop("all_invalid_depth", f"no depth pixel of the {w}x{h} frame is valid in "
-                   f"[{config.min_depth}, {config.max_depth}] m")
-    try:
-        depth_hr = upsampler(rgb, np.where(valid, depth_m, np.float32(np.nan)))
-    except Exception as exc:  # noqa: BLE001 (a model failure drops the frame, as in the node)
-        raise Drop("inference_error", f"{type(exc).__name__}: {exc}") from exc
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(depth_hr) & (depth_hr >= config.min_depth) & \
-            (depth_hr <= config.max_depth)
-    depth_hr = np.where(ok, depth_hr, np.float32(np.nan)).astype(np.float32, copy=False)
-
-    hdr = depth_msg_.header
+    frame = server.serve(predictor, rgb_msg, depth_msg, info, config)
+    hdr = depth_msg.header
     t = TYPESTORE.types
-    out = [(topics.out_image, depth_msg(hdr, depth_hr, config.output_encoding)),
+    enc, ci = frame.image, frame.camera_info
+    out = [(topics.out_image, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width,
+                                        enc.step, enc.is_bigendian)),
            (topics.out_info, t[CAMERA_INFO](
-               header=hdr, height=s * h, width=s * w, distortion_model=info.distortion_model,
-               d=np.asarray(info.d, dtype=np.float64), k=intr.k.reshape(-1), r=info.r,
-               p=intr.p.reshape(-1), binning_x=0, binning_y=0,
+               header=hdr, height=ci.height, width=ci.width,
+               distortion_model=ci.distortion_model, d=np.asarray(ci.d, dtype=np.float64),
+               k=ci.k, r=ci.r, p=ci.p, binning_x=0, binning_y=0,
                roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
                                                          width=0, do_rectify=False)))]
-    if config.publish_points:
-        points = depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy,
-                                 rgb=rgb if config.points_rgb else None,
-                                 stride=config.points_stride)
-        names = ("x", "y", "z", "rgb") if config.points_rgb else ("x", "y", "z")
-        point_fields = [t["sensor_msgs/msg/PointField"](name=n, offset=o, datatype=7, count=1)
-                        for n, o in zip(names, (0, 4, 8, 16))]
+    if frame.points is not None:
+        points = frame.points
         ph, pw = points.shape
+        fields = [t["sensor_msgs/msg/PointField"](name=n, offset=o, datatype=d, count=c)
+                  for n, o, d, c in point_fields(points)]
         out.append((topics.out_points, t[POINT_CLOUD](
-            header=hdr, height=ph, width=pw, fields=point_fields, is_bigendian=False,
+            header=hdr, height=ph, width=pw, fields=fields, is_bigendian=False,
             point_step=points.itemsize, row_step=points.itemsize * pw,
             data=np.frombuffer(points.tobytes(), dtype=np.uint8), is_dense=False)))
-    return depth_hr, out
+    return frame, out
 
 
 # ---------------------------------------------------------------------- pairing
@@ -173,7 +90,6 @@ class PairMatcher:
         self.slop = 0 if exact else int(slop_s * 1e9)
         self.rgb: collections.deque = collections.deque(maxlen=keep)  # (stamp, msg, log)
         self.depth: collections.deque = collections.deque()  # (stamp, msg, log)
-        self.used: set[int] = set()
 
     def add_rgb(self, stamp: int, msg, log_ns: int) -> None:
         self.rgb.append((stamp, msg, log_ns))
@@ -185,8 +101,7 @@ class PairMatcher:
         best = None
         for item in self.rgb:
             gap = abs(item[0] - stamp)
-            if gap <= self.slop and item[0] not in self.used and (best is None or
-                                                                   gap < abs(best[0] - stamp)):
+            if gap <= self.slop and (best is None or gap < abs(best[0] - stamp)):
                 best = item
         return best
 
@@ -203,7 +118,9 @@ class PairMatcher:
             if best is None:
                 yield "unmatched", depth, None
             else:
-                self.used.add(best[0])
+                # each RGB frame pairs once; its stamp may come again (a bag loop, a restart)
+                self.rgb = collections.deque((i for i in self.rgb if i is not best),
+                                             maxlen=self.rgb.maxlen)
                 yield "pair", depth, best
 
 
@@ -215,7 +132,9 @@ class RunSummary:
     served: int = 0
     dropped: collections.Counter = field(default_factory=collections.Counter)
     model_s: list = field(default_factory=list)
+    events: collections.Counter = field(default_factory=collections.Counter)
     checkpoint: str = ""
+    method: str = ""
 
     def line(self) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
@@ -224,20 +143,22 @@ class RunSummary:
                 f"mean processing {mean}")
 
 
-def run_bag(input_bag: str | Path, output_bag: str | Path, *, upsampler=None,
-            checkpoint: str | Path | None = None, scale: int | None = None, device: str = "auto",
-            precision: str = "auto", config: ServeConfig = ServeConfig(),
+def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
+            method: str = DEFAULTS["method"], checkpoint: str | Path | None = None,
+            scale: int | None = None, device: str = DEFAULTS["device"],
+            precision: str = DEFAULTS["precision"], config: ServeConfig = ServeConfig(),
             topics: Topics = Topics(), storage: str = "mcap", overwrite: bool = False,
             progress: bool = True, log=print) -> RunSummary:
-    """Run the model over `input_bag`; write inputs + the node's outputs to `output_bag`.
+    """Serve `input_bag` as the node would; write inputs + the node's outputs to `output_bag`.
 
     Args:
         input_bag: a bag with the RGB, CameraInfo and depth topics of `topics`.
         output_bag: the bag to create.
-        upsampler: an `Upsampler` (or anything with its call API and `.scale`); default: load
-            `checkpoint` (default: the node's default checkpoint for `scale`).
-        scale: model scale when `checkpoint` is a `{scale}` template (default: the bag's
-            RGB/depth width ratio).
+        predictor: a predictor (`naima_ros.predictors`); default: load `method` as the node
+            does, with `checkpoint` (default: the node's default checkpoint for `scale`).
+        method: `naima` or a baseline (`naima_ros.options.METHODS`).
+        scale: model scale, also for a `{scale}` template (default: the bag's RGB/depth width
+            ratio).
         device, precision: for loading the checkpoint.
         config: the node parameters that shape the outputs.
         topics: topic names.
@@ -249,8 +170,8 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, upsampler=None,
         A `RunSummary`.
 
     Raises:
-        BagError: a missing topic, an unsupported encoding, a truncated or corrupt input (the
-            output bag then holds everything processed before, finalised).
+        BagError: a missing topic or checkpoint, a truncated or corrupt input (the output bag
+            then holds everything processed before, finalised).
     """
     from tqdm import tqdm
 
@@ -258,9 +179,16 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, upsampler=None,
     with BagReader(input_bag) as reader:
         reader.require({"rgb": topics.rgb, "rgb_info": topics.rgb_info, "depth": topics.depth},
                        {"rgb": IMAGE, "rgb_info": CAMERA_INFO, "depth": IMAGE})
-        if upsampler is None:
-            upsampler, summary.checkpoint = _load(reader, checkpoint, scale, device, precision,
-                                                  topics)
+        if predictor is None:
+            predictor, summary.checkpoint = _load(reader, method, checkpoint, scale, device,
+                                                  precision, topics)
+        summary.method = getattr(predictor, "method", method)
+
+        def on_event(name: str, message: str) -> None:
+            summary.events[name] += 1
+            log(f"warning: {message}")
+
+        server = FrameServer(on_event=on_event)
         matcher = PairMatcher(config.slop, config.exact_sync)
         infos: collections.deque = collections.deque(maxlen=256)  # (log time, CameraInfo)
 
@@ -284,15 +212,16 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, upsampler=None,
                             raise Drop("sync_unmatched", f"no {topics.rgb} message within "
                                        f"{config.slop} s of depth stamp {d_stamp} ns")
                         t0 = time.perf_counter()
-                        _, outputs = serve_pair(upsampler, rgb[1], d_msg,
+                        _, outputs = serve_pair(server, predictor, rgb[1], d_msg,
                                                 info_at(max(d_log, rgb[2])), config, topics)
                         elapsed = time.perf_counter() - t0
                     except Drop as drop:
                         summary.dropped[drop.reason] += 1
                         if drop.reason not in warned:
                             warned.add(drop.reason)
-                            log(f"warning: dropped [{drop.reason}]: {drop} (further drops of "
-                                f"this kind are counted, not shown)")
+                            log(f"warning: dropped [{drop.reason}] the pair of {topics.depth} "
+                                f"stamp {d_stamp} ns: {drop} (further drops of this kind are "
+                                f"counted, not shown)")
                         continue
                     t_out = max(d_log, rgb[2]) + int(elapsed * 1e9)
                     for topic, msg in outputs:
@@ -337,22 +266,21 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, upsampler=None,
     return summary
 
 
-def _load(reader: BagReader, checkpoint, scale, device, precision, topics: Topics):
-    from naima_ros.checkpoint import CheckpointError
-    from naima_ros.inference import Upsampler
+def _load(reader: BagReader, method, checkpoint, scale, device, precision, topics: Topics):
+    """The predictor the node would load for these settings, and its checkpoint file."""
+    from naima_ros.model_slot import ModelSlot, ModelSpec
 
     if scale is None:
-        scale = bag_scale(reader, topics) or 8
-    if checkpoint is None:
-        path = default_checkpoint(scale)
-    else:
-        path = Path(str(checkpoint).format(scale=scale))
-        if not path.is_file():
-            raise BagError(f"checkpoint {path} does not exist")
+        scale = bag_scale(reader, topics) or DEFAULTS["scale"]
+    template = DEFAULTS["checkpoint"] if checkpoint is None else str(checkpoint)
+    spec = ModelSpec(method, template, int(scale), device, precision)
     try:
-        return Upsampler.from_checkpoint(path, device=device, precision=precision), str(path)
-    except (CheckpointError, ValueError, OSError) as exc:
-        raise BagError(f"cannot load checkpoint {path}: {exc}") from exc
+        model = ModelSlot().load(spec)
+    except FileNotFoundError as exc:
+        raise BagError(f"{exc}; pass --checkpoint" if checkpoint is None else str(exc)) from exc
+    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
+        raise BagError(f"cannot load {method} (checkpoint {template}, x{scale}): {exc}") from exc
+    return model.predictor, str(model.path or "")
 
 
 def bag_scale(reader: BagReader, topics: Topics) -> int | None:

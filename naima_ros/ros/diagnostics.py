@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 __all__ = ["NodeStats", "WarningThrottle", "memory_rss_mb", "status_message"]
 
 LATENCY_WINDOW = 200  # frames kept for the percentiles
+MODEL_KEYS = ("method", "checkpoint", "preset", "scale", "device", "precision", "backbone")
 
 
 def memory_rss_mb() -> float:
@@ -124,7 +125,7 @@ class NodeStats:
 
 def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: dict,
                    ready: bool, swap_state: str, recent_drops: int) -> DiagnosticArray:
-    """One DiagnosticArray holding the node's status.
+    """One DiagnosticArray holding the node's status; `model` is the served model's description.
 
     Level: ERROR until the model is loaded and warmed up, WARN if pairs were dropped since the
     last status or the last model swap failed, OK otherwise.
@@ -138,6 +139,7 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
         level, message = DiagnosticStatus.OK, "running"
     values = {
         "ready": ready,
+        "method": model.get("method"),
         "checkpoint": model.get("checkpoint"),
         "preset": model.get("preset"),
         "scale": model.get("scale"),
@@ -145,6 +147,8 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
         "precision": model.get("precision"),
         "backbone": model.get("backbone"),
         "model_swap": swap_state,
+        # whatever else the predictor describes (e.g. its encoder), under its own name
+        **{k: v for k, v in model.items() if k not in MODEL_KEYS},
         "memory_rss_mb": round(memory_rss_mb(), 1),
     }
     for key in ("input_rate_hz", "output_rate_hz", "latency_p50_ms", "latency_p95_ms",

@@ -1,0 +1,55 @@
+"""Where the package's installed files are, and the checkpoint file a `checkpoint` value names.
+
+ROS-free: the ament index is used when `ament_index_python` is importable (a colcon or apt
+install), else the venv's `share/naima_ros` and the source tree. Both the node and the bag tools
+resolve checkpoints here, so `naima_node` and `naima-bag` look in the same places.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+__all__ = ["PACKAGE", "resolve_checkpoint", "share_dirs"]
+
+PACKAGE = "naima_ros"
+
+
+def share_dirs() -> list[Path]:
+    """Where the package's installed data may be: ament index, the venv, the source tree."""
+    dirs = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        dirs.append(Path(get_package_share_directory(PACKAGE)))
+    except (ImportError, LookupError, ValueError, OSError):
+        pass  # no ament index (a pip venv): fall through to the other places
+    dirs.append(Path(sys.prefix) / "share" / PACKAGE)
+    source_root = Path(__file__).resolve().parents[1]
+    if (source_root / "setup.py").is_file():
+        dirs.append(source_root)
+    return dirs
+
+
+def resolve_checkpoint(template: str, scale: int) -> Path:
+    """The checkpoint file for a `checkpoint` value (`{scale}` is replaced) and a scale.
+
+    A relative path is looked up in the current directory, then in `share_dirs()`.
+
+    Raises:
+        ValueError: a placeholder other than `{scale}`.
+        FileNotFoundError: no such file; the message lists every place looked in.
+    """
+    try:
+        name = str(template).format(scale=scale)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"checkpoint {template!r}: the only placeholder allowed is {{scale}} "
+                         f"({exc!r})") from exc
+    if not name:
+        raise FileNotFoundError("checkpoint is empty")
+    path = Path(name).expanduser()
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path] + [
+        d / path for d in share_dirs()]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"checkpoint {name!r} not found; looked in: "
+                            f"{', '.join(str(c) for c in candidates)}")

@@ -1,0 +1,398 @@
+"""What the depth node does with one RGB + LR depth pair, ROS-free: the node and `naima-bag run`
+both call it, so an offline run measures what the robot runs.
+
+One pair goes through, in this order (the first failed check drops it with a `Drop` reason):
+
+1. stamps: a zero stamp is `zero_stamp`; a depth stamp not newer than the last served one is
+   `stamp_backwards`, unless it is more than `TIME_JUMP_RESET_S` older (a clock reset, a bag loop,
+   a restarted driver): then time restarts and a `time_jump_reset` event is reported;
+2. `missing_camera_info`, `empty_image`, `unsupported_encoding`, `oversized`
+   (`max_input_pixels`), then decoding (`malformed_image`);
+3. sizes: RGB must be exactly `scale` x depth (`size_mismatch`), unless `resize_rgb_to_multiple`
+   and the aspect ratios agree within `ASPECT_TOLERANCE`: then RGB is resized to scale x depth;
+   the CameraInfo must describe the RGB as received and hold usable intrinsics
+   (`invalid_camera_info`);
+4. depth outside [min_depth, max_depth] is invalid; none valid is `all_invalid_depth`;
+5. the predictor (`inference_error` if it raises); output outside the range is NaN;
+6. outputs: the encoded depth image, the CameraInfo of the output image and, if asked, the
+   organised point array (PCL layout) from `naima_ros.geometry`.
+
+Images and CameraInfo are read through their `sensor_msgs` field names only (data, encoding,
+height, width, step, is_bigendian; k, p, d, r, roi, binning...), so rclpy messages and `rosbags`
+messages both go in as they are. Nothing here imports torch or ROS.
+
+`PARAMETERS` is the node's parameter table (names, defaults, ranges, descriptions): the node
+declares it, `naima-bag` takes its option defaults from it, config/naima.yaml mirrors it.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+
+from naima_ros.depth_codec import (COLOR_ENCODINGS, DEPTH_ENCODINGS, EncodedImage, decode_color,
+                                   decode_depth, encode_depth)
+from naima_ros.frames import valid_depth_mask
+from naima_ros.geometry import (Intrinsics, depth_to_points, image_size, output_intrinsics,
+                                resize_rgb)
+from naima_ros.options import METHODS, PRECISIONS, SCALES
+
+__all__ = [
+    "DEFAULTS",
+    "DROP_REASONS",
+    "MODEL_PARAMETERS",
+    "PARAMETERS",
+    "Drop",
+    "FrameServer",
+    "OutputCameraInfo",
+    "ParameterSpec",
+    "ServeConfig",
+    "ServedFrame",
+    "camera_info_image_size",
+    "check_parameters",
+    "decode_images",
+    "output_camera_info",
+    "point_fields",
+    "stamp_ns",
+]
+
+TIME_JUMP_RESET_S = 1.0  # a stamp this far behind the last served one is a clock reset / bag loop
+ASPECT_TOLERANCE = 0.02  # RGB and depth aspect ratios may differ this much when resizing RGB
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+POINT_FIELD_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
+
+DROP_REASONS = {
+    "zero_stamp": "a header stamp is zero (an unset clock)",
+    "stamp_backwards": "depth stamp not newer than the last served one (by at most 1 s)",
+    "missing_camera_info": "no RGB CameraInfo yet",
+    "empty_image": "an image with no pixels or no data",
+    "unsupported_encoding": "an encoding the node cannot decode",
+    "oversized": "an image above max_input_pixels",
+    "malformed_image": "step, size and data length disagree",
+    "size_mismatch": "RGB is not scale x depth (and cannot be resized to it)",
+    "invalid_camera_info": "CameraInfo of another size, or NaN/degenerate intrinsics",
+    "all_invalid_depth": "no depth pixel inside [min_depth, max_depth]",
+    "inference_error": "the predictor raised",
+}
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter: its default, meaning and allowed values."""
+
+    name: str
+    default: object
+    description: str
+    int_range: tuple[int, int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False  # fixed at start-up (topics, QoS and synchronizer are built once)
+
+
+PARAMETERS = (
+    ParameterSpec("method", "naima", "what upsamples: naima (the network) or a classical "
+                  "baseline (bicubic, guided_filter: no torch, no checkpoint); changing it swaps "
+                  "the model", choices=tuple(METHODS)),
+    ParameterSpec("scale", 8, "super-resolution factor (4, 8 or 16); must equal the checkpoint's; "
+                  "changing it loads a new model", int_range=(4, 16, 4)),
+    ParameterSpec("checkpoint", "checkpoints/naima_light_x{scale}_demo.safetensors",
+                  "NAIMA .safetensors checkpoint; '{scale}' is replaced by the scale; a relative "
+                  "path is looked up in the current directory, then in the package share "
+                  "directory"),
+    ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
+    ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "
+                  "CPU)", choices=PRECISIONS),
+    ParameterSpec("queue_size", 5, "synchronizer queue per input (messages)",
+                  int_range=(1, 100, 1), read_only=True),
+    ParameterSpec("slop", 0.02, "approximate sync: largest stamp spread of an RGB/depth pair (s)",
+                  float_range=(0.0, 1.0), read_only=True),
+    ParameterSpec("exact_sync", False, "pair only identical stamps", read_only=True),
+    ParameterSpec("output_encoding", "32FC1", "32FC1 (metres, NaN invalid) or 16UC1 (mm, 0 "
+                  "invalid)", choices=("32FC1", "16UC1")),
+    ParameterSpec("publish_points", True, "publish depth_registered/points"),
+    ParameterSpec("points_stride", 1, "keep every n-th row and column in the cloud",
+                  int_range=(1, 16, 1)),
+    ParameterSpec("points_rgb", True, "XYZRGB cloud (32-byte points) instead of XYZ (16-byte)"),
+    ParameterSpec("min_depth", 0.1, "depth below this is invalid, in and out (m)",
+                  float_range=(0.0, 100.0)),
+    ParameterSpec("max_depth", 10.0, "depth above this is invalid, in and out (m)",
+                  float_range=(0.0, 100.0)),
+    ParameterSpec("warmup_iterations", 1, "model passes run before the node reports ready",
+                  int_range=(0, 100, 1)),
+    ParameterSpec("warmup_width", 640, "output width of the warm-up frames (px)",
+                  int_range=(16, 8192, 1)),
+    ParameterSpec("warmup_height", 480, "output height of the warm-up frames (px)",
+                  int_range=(16, 8192, 1)),
+    ParameterSpec("resize_rgb_to_multiple", False, "resize RGB to scale x the depth size when "
+                  "it is not exactly that (else such pairs are dropped)"),
+    ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
+                  "(pixels)", int_range=(1, 2**31 - 1, 1)),
+    ParameterSpec("input_reliability", "best_effort", "QoS of the inputs: best_effort (sensor "
+                  "data) or reliable", choices=("best_effort", "reliable"), read_only=True),
+    ParameterSpec("input_depth", 5, "QoS history depth of the inputs", int_range=(1, 1000, 1),
+                  read_only=True),
+    ParameterSpec("output_reliability", "reliable", "QoS of the outputs: reliable or "
+                  "best_effort", choices=("best_effort", "reliable"), read_only=True),
+    ParameterSpec("output_depth", 5, "QoS history depth of the outputs", int_range=(1, 1000, 1),
+                  read_only=True),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
+                  float_range=(0.05, 60.0), read_only=True),
+    ParameterSpec("warn_throttle", 5.0, "seconds between two warnings of the same kind",
+                  float_range=(0.0, 3600.0)),
+)
+DEFAULTS = {p.name: p.default for p in PARAMETERS}
+MODEL_PARAMETERS = ("method", "scale", "checkpoint", "device", "precision")
+
+
+def check_parameters(new: Mapping, current: Mapping) -> str | None:
+    """Why the changed values `new` (over `current`) are not acceptable, or None.
+
+    The cheap, model-independent rules; ranges are also enforced by the node's descriptors.
+    Whether a checkpoint exists and fits is `naima_ros.model_slot.check_spec`.
+    """
+    def value(name):
+        return new[name] if name in new else current[name]
+
+    if "scale" in new and new["scale"] not in SCALES:
+        return f"scale must be one of {SCALES}, got {new['scale']}"
+    if "device" in new and not DEVICE_RE.match(str(new["device"])):
+        return f"device must be auto, cpu, cuda or cuda:N, got {new['device']!r}"
+    for p in PARAMETERS:
+        if p.choices and p.name in new and new[p.name] not in p.choices:
+            return f"{p.name} must be one of {', '.join(p.choices)}, got {new[p.name]!r}"
+    if value("min_depth") >= value("max_depth"):
+        return (f"min_depth ({value('min_depth')}) must be below max_depth "
+                f"({value('max_depth')})")
+    return None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The parameters that decide which pairs are served and what the outputs look like."""
+
+    output_encoding: str = DEFAULTS["output_encoding"]
+    publish_points: bool = DEFAULTS["publish_points"]
+    points_stride: int = DEFAULTS["points_stride"]
+    points_rgb: bool = DEFAULTS["points_rgb"]
+    min_depth: float = DEFAULTS["min_depth"]
+    max_depth: float = DEFAULTS["max_depth"]
+    resize_rgb_to_multiple: bool = DEFAULTS["resize_rgb_to_multiple"]
+    max_input_pixels: int = DEFAULTS["max_input_pixels"]
+    slop: float = DEFAULTS["slop"]
+    exact_sync: bool = DEFAULTS["exact_sync"]
+
+    @classmethod
+    def from_values(cls, values: Mapping) -> ServeConfig:
+        """The config of a parameter mapping (e.g. the node's current values)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+class Drop(Exception):
+    """A pair that is not served: `reason` (a key of `DROP_REASONS`) is its counter name, the
+    message says what was wrong and what was expected."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class OutputCameraInfo(NamedTuple):
+    """The fields of the output `sensor_msgs/CameraInfo` (no ROI, no binning)."""
+
+    height: int
+    width: int
+    distortion_model: str
+    d: list
+    k: np.ndarray  # 9 float64
+    r: np.ndarray  # 9 float64
+    p: np.ndarray  # 12 float64
+
+
+@dataclass(frozen=True)
+class ServedFrame:
+    """Everything the node publishes for one pair (with the depth message's header)."""
+
+    depth_m: np.ndarray  # (H, W) float32 metres, NaN invalid
+    image: EncodedImage  # depth_registered/image_rect
+    camera_info: OutputCameraInfo  # depth_registered/camera_info
+    points: np.ndarray | None  # depth_registered/points payload (PCL layout), if asked
+    intrinsics: Intrinsics
+    model_s: float  # time in the predictor
+
+
+def stamp_ns(stamp) -> int:
+    """A `builtin_interfaces/Time` (anything with sec and nanosec) as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def point_fields(points: np.ndarray) -> list[tuple[str, int, int, int]]:
+    """(name, offset, datatype, count) of each `PointField` describing a point array."""
+    return [(name, points.dtype.fields[name][1], POINT_FIELD_FLOAT32, 1)
+            for name in points.dtype.names]
+
+
+def _roi(info) -> tuple[int, int, int, int]:
+    r = info.roi
+    return (int(r.x_offset), int(r.y_offset), int(r.width), int(r.height))
+
+
+def camera_info_image_size(info) -> tuple[int, int]:
+    """(width, height) of the image a CameraInfo describes, after its ROI and binning."""
+    return image_size(info.width, info.height, binning_x=info.binning_x,
+                      binning_y=info.binning_y, roi=_roi(info))
+
+
+def output_camera_info(info, out_width: int, out_height: int
+                       ) -> tuple[OutputCameraInfo, Intrinsics]:
+    """The CameraInfo of an out_width x out_height image made from the camera's image.
+
+    K and P (Tx included) are folded through the input ROI and binning and rescaled; the result
+    describes the output image exactly, so it has no ROI and no binning. D, R and the distortion
+    model are kept (the images are rectified).
+
+    Raises:
+        ValueError: NaN/inf or degenerate intrinsics, or an ROI outside the calibration image.
+    """
+    intr = output_intrinsics(info.k, info.p, info.width, info.height, out_width, out_height,
+                             binning_x=info.binning_x, binning_y=info.binning_y, roi=_roi(info))
+    fields_ = OutputCameraInfo(height=out_height, width=out_width,
+                               distortion_model=info.distortion_model,
+                               d=[float(v) for v in info.d], k=intr.k.reshape(-1),
+                               r=np.asarray(info.r, dtype=np.float64), p=intr.p.reshape(-1))
+    return fields_, intr
+
+
+def decode_images(rgb_msg, depth_msg, max_pixels: int = DEFAULTS["max_input_pixels"]):
+    """(rgb (H, W, 3) uint8 writable, depth_m (h, w) float32 NaN invalid, valid (h, w)) of two
+    `sensor_msgs/Image`-likes, checked in the node's order.
+
+    Raises:
+        Drop: `empty_image`, `unsupported_encoding`, `oversized` or `malformed_image`.
+    """
+    for name, msg in (("rgb", rgb_msg), ("depth", depth_msg)):
+        if msg.height == 0 or msg.width == 0 or len(msg.data) == 0:
+            raise Drop("empty_image", f"{name} image is {msg.width}x{msg.height} with "
+                       f"{len(msg.data)} bytes")
+    for name, msg, known in (("rgb", rgb_msg, COLOR_ENCODINGS),
+                             ("depth", depth_msg, DEPTH_ENCODINGS)):
+        if msg.encoding not in known:
+            raise Drop("unsupported_encoding", f"{name} encoding {msg.encoding!r} is not "
+                       f"supported (use one of {', '.join(known)})")
+    for name, msg in (("rgb", rgb_msg), ("depth", depth_msg)):
+        if msg.width * msg.height > max_pixels:
+            raise Drop("oversized", f"{name} image {msg.width}x{msg.height} exceeds "
+                       f"max_input_pixels={max_pixels}")
+    try:
+        rgb = decode_color(rgb_msg.data, rgb_msg.encoding, rgb_msg.height, rgb_msg.width,
+                           rgb_msg.step, bool(rgb_msg.is_bigendian))
+        depth_m, valid = decode_depth(depth_msg.data, depth_msg.encoding, depth_msg.height,
+                                      depth_msg.width, depth_msg.step,
+                                      bool(depth_msg.is_bigendian))
+    except ValueError as exc:
+        raise Drop("malformed_image", str(exc)) from exc
+    if not rgb.flags.writeable:  # a view of read-only message bytes; predictors may write
+        rgb = rgb.copy()
+    return rgb, depth_m, valid
+
+
+class FrameServer:
+    """The per-pair policy of the module docstring, with the state it keeps across pairs.
+
+    Args:
+        on_event: `on_event(name, message)` for what is not a drop but worth counting and telling
+            (`time_jump_reset`).
+    """
+
+    def __init__(self, on_event: Callable[[str, str], None] | None = None):
+        self.last_stamp: int | None = None  # depth stamp of the last served pair (ns)
+        self._on_event = on_event or (lambda name, message: None)
+
+    def reset_time(self) -> None:
+        """Forget the last served stamp (a restarted publisher may restart its clock)."""
+        self.last_stamp = None
+
+    def _check_stamps(self, rgb_msg, depth_msg) -> int:
+        t_depth, t_rgb = stamp_ns(depth_msg.header.stamp), stamp_ns(rgb_msg.header.stamp)
+        if t_depth == 0 or t_rgb == 0:
+            raise Drop("zero_stamp", f"zero header stamp (rgb {t_rgb} ns, depth {t_depth} ns)")
+        if self.last_stamp is not None and t_depth <= self.last_stamp:
+            back_s = (self.last_stamp - t_depth) / 1e9
+            if back_s <= TIME_JUMP_RESET_S:
+                raise Drop("stamp_backwards", f"depth stamp {t_depth / 1e9:.6f} s is not newer "
+                           f"than the last served {self.last_stamp / 1e9:.6f} s")
+            self._on_event("time_jump_reset", f"time jumped back by {back_s:.3f} s (clock "
+                           f"reset, bag loop or restarted driver): serving from the new time")
+        return t_depth
+
+    @staticmethod
+    def _fit_sizes(rgb: np.ndarray, depth_m: np.ndarray, scale: int, info,
+                   config: ServeConfig):
+        s = scale
+        (rgb_h, rgb_w), (h, w) = rgb.shape[:2], depth_m.shape
+        if (rgb_h, rgb_w) != (s * h, s * w):
+            where = (f"rgb {rgb_w}x{rgb_h} is not {s} x depth {w}x{h} = {s * w}x{s * h} "
+                     f"(model scale {s})")
+            if not config.resize_rgb_to_multiple:
+                raise Drop("size_mismatch", where + "; set resize_rgb_to_multiple to resize")
+            if abs(rgb_w * h / (rgb_h * w) - 1.0) > ASPECT_TOLERANCE:
+                raise Drop("size_mismatch", where + ": aspect ratios differ, so the depth "
+                           "cannot be registered to this RGB")
+            rgb = resize_rgb(rgb, s * w, s * h)
+        info_size = camera_info_image_size(info)
+        if info_size != (rgb_w, rgb_h):
+            raise Drop("invalid_camera_info", f"rgb camera_info describes a {info_size[0]}x"
+                       f"{info_size[1]} image (size, roi, binning) but rgb is {rgb_w}x{rgb_h}")
+        try:
+            camera_info, intr = output_camera_info(info, s * w, s * h)
+        except ValueError as exc:
+            raise Drop("invalid_camera_info", str(exc)) from exc
+        return rgb, camera_info, intr
+
+    def serve(self, predictor, rgb_msg, depth_msg, info, config: ServeConfig) -> ServedFrame:
+        """Serve one pair.
+
+        Args:
+            predictor: `predictor(rgb uint8 (H, W, 3), depth metres (h, w) NaN invalid) ->
+                float32 (H, W) metres`, with `.scale`.
+            rgb_msg, depth_msg: `sensor_msgs/Image`-like (rclpy or rosbags).
+            info: the newest RGB `sensor_msgs/CameraInfo`-like, or None.
+            config: the current parameters.
+
+        Raises:
+            Drop: the pair is not served; `reason` says why.
+        """
+        t_depth = self._check_stamps(rgb_msg, depth_msg)
+        if info is None:
+            raise Drop("missing_camera_info", "no CameraInfo received yet for the RGB camera")
+        rgb, depth_m, _ = decode_images(rgb_msg, depth_msg, config.max_input_pixels)
+        s = int(predictor.scale)
+        rgb, camera_info, intr = self._fit_sizes(rgb, depth_m, s, info, config)
+
+        min_d, max_d = config.min_depth, config.max_depth
+        h, w = depth_m.shape
+        valid = valid_depth_mask(depth_m, min_d, max_d)  # decoded invalid pixels are NaN
+        if not valid.any():
+            raise Drop("all_invalid_depth", f"no depth pixel of the {w}x{h} frame is valid in "
+                       f"[{min_d}, {max_d}] m")
+        t0 = time.monotonic()
+        try:
+            depth_hr = predictor(rgb, np.where(valid, depth_m, np.float32(np.nan)))
+        except Exception as exc:  # noqa: BLE001 (a predictor failure drops the pair, no more)
+            raise Drop("inference_error", f"{type(exc).__name__}: {exc}") from exc
+        model_s = time.monotonic() - t0
+        depth_hr = np.where(valid_depth_mask(depth_hr, min_d, max_d), depth_hr,
+                            np.float32(np.nan)).astype(np.float32, copy=False)
+
+        points = None
+        if config.publish_points:
+            points = depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy,
+                                     rgb=rgb if config.points_rgb else None,
+                                     stride=config.points_stride)
+        frame = ServedFrame(depth_hr, encode_depth(depth_hr, config.output_encoding),
+                            camera_info, points, intr, model_s)
+        self.last_stamp = t_depth
+        return frame

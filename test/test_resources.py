@@ -1,0 +1,25 @@
+"""Checkpoint lookup shared by the node and the bag tools (ROS-free)."""
+from pathlib import Path
+
+import pytest
+
+from naima_ros.resources import resolve_checkpoint
+
+
+def test_resolve_checkpoint_placeholder_cwd_and_share_dirs(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "m_x4.safetensors"
+    target.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("models/m_x{scale}.safetensors", 4) == tmp_path / target.relative_to(
+        tmp_path)
+    assert resolve_checkpoint(str(target), 8) == target  # absolute, no placeholder
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_checkpoint("checkpoints/absent_x{scale}.safetensors", 16)
+    message = str(err.value)
+    assert "checkpoints/absent_x16.safetensors" in message
+    # looked in the current directory, the venv's share/naima_ros and the source tree
+    assert str(tmp_path) in message and "share/naima_ros" in message
+    assert str(Path(__file__).resolve().parents[1]) in message
+    with pytest.raises(ValueError, match="placeholder"):
+        resolve_checkpoint("m_{size}.safetensors", 8)
