@@ -100,6 +100,9 @@ def load_predictor(method: str, *, checkpoint=None, scale: int | None = None, de
     if method == "naima":
         if checkpoint is None:
             raise ValueError("method 'naima' needs a checkpoint (a naima_ros .safetensors file)")
+        unknown = sorted(set(options) - {"min_depth", "max_depth"})
+        if unknown:
+            raise ValueError(f"method 'naima' has no option(s) {', '.join(unknown)} (accepted: min_depth, max_depth)")
         from naima_ros.inference import Upsampler  # torch: only the network's predictor needs it
 
         return Upsampler.from_checkpoint(checkpoint, device=device, precision=precision, expect_scale=scale,

@@ -118,6 +118,7 @@ def test_methods_are_spelled_once():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(method="dctnet"), "unknown method 'dctnet'"),
     (dict(method="naima"), "needs a checkpoint"),
+    (dict(method="naima", checkpoint="x.safetensors", max_pixels=4096), "no option"),
     (dict(method="bicubic", checkpoint="x.safetensors"), "takes no checkpoint"),
     (dict(method="jbu", eps=0.1), "has no option"),
     (dict(method="bicubic", device="cuda"), "runs on the CPU"),
