@@ -8,12 +8,18 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 JAZZY_PYTHON ?= $(PYENV_ROOT)/versions/3.12.1/bin/python
 HUMBLE_PYTHON ?= $(PYENV_ROOT)/versions/3.10.13/bin/python
 JAZZY_VENV ?= .venv-jazzy
+PY310_VENV ?= .venv-py310
 # The Jazzy job: the node over DDS with a baseline method (no torch in that venv).
-JAZZY_TESTS ?= test/test_packaging_ros_runtime.py
+JAZZY_TESTS ?= test/test_packaging_ros_runtime.py test/test_ros_node.py test/test_ros_conversions.py test/test_ros_sync.py
+# The Humble-Python job: ROS-free, torch-free suites on Python 3.10 with the robot's pins.
+PY310_TESTS ?= test/test_depth_codec.py test/test_geometry.py test/test_image_transport.py test/test_registration.py \
+  test/test_data_synthetic.py test/test_data_benchmarks.py test/test_data_registry.py test/test_data_nyu.py \
+  test/test_data_rgbdd_tofdsr.py test/test_ros_sync.py test/test_serving.py test/test_fsio.py test/test_resources.py \
+  test/test_bags_make.py test/test_bags_eval.py
 # The colcon job's pytest run (`colcon test`): the installed package's layout and a few fast suites.
 COLCON_TESTS ?= test/test_packaging_installed.py test/test_depth_codec.py test/test_geometry.py
 
-.PHONY: setup test test-kilted test-colcon test-jazzy check-robot-pins demo bench clean
+.PHONY: setup test test-kilted test-colcon test-jazzy test-py310 demo bench clean
 
 # Create the venv and install pinned runtime + test dependencies and this package (editable).
 setup: $(VENV)/.installed
@@ -26,7 +32,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py setup.cfg
 
 # Every CI job, fast ones first; each prints its wall time (README "Tests and CI").
 test: setup
-	@for job in check-robot-pins test-colcon test-jazzy test-kilted; do \
+	@for job in test-colcon test-jazzy test-py310 test-kilted; do \
 	  start=$$(date +%s); $(MAKE) --no-print-directory $$job || exit 1; \
 	  echo "== $$job: $$(( $$(date +%s) - start )) s"; done
 
@@ -45,23 +51,34 @@ test-colcon: setup
 	echo "colcon test-result: $$summary" && \
 	echo "$$summary" | grep -Eq '^Summary: [1-9][0-9]* tests, 0 errors, 0 failures'
 
-# Jazzy (Python 3.12, ros-jazzy-* wheels, no torch): the package installed (not editable) with --no-deps.
+# Other Pythons, each in its own venv with the package installed (not editable) with --no-deps and no torch:
+# Jazzy's 3.12 with the ros-jazzy-* wheels, Humble's 3.10 without ROS. $(1) Python, $(2) venv, $(3) requirements.
+define make_venv
+	@test -x "$(1)" || { echo "no Python at $(1) (set JAZZY_PYTHON / HUMBLE_PYTHON)"; exit 1; }
+	test -x $(2)/bin/python || $(1) -m venv $(2)
+	$(2)/bin/python -m pip install $(PIP_FLAGS) -r $(3)
+	touch $(2)/.installed
+endef
+# $(1) venv, $(2) test files. pytest's own script, so that `naima_ros` is the installed copy, not the source tree.
+define test_installed
+	$(1)/bin/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation --use-pep517 --force-reinstall .
+	@! $(1)/bin/python -c "import torch" 2>/dev/null || { echo "$(1) must not have torch"; exit 1; }
+	NAIMA_SHARED_DATA=$(abspath $(SHARED_DATA)) $(1)/bin/pytest -q -p no:cacheprovider $(2)
+endef
+
 $(JAZZY_VENV)/.installed: requirements-jazzy.txt requirements-robot-base.txt
-	@test -x "$(JAZZY_PYTHON)" || { echo "Jazzy job: no Python 3.12 at $(JAZZY_PYTHON) (set JAZZY_PYTHON)"; exit 1; }
-	test -x $(JAZZY_VENV)/bin/python || $(JAZZY_PYTHON) -m venv $(JAZZY_VENV)
-	$(JAZZY_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-jazzy.txt
-	touch $@
+	$(call make_venv,$(JAZZY_PYTHON),$(JAZZY_VENV),requirements-jazzy.txt)
 
+$(PY310_VENV)/.installed: requirements-py310.txt requirements-robot-base.txt
+	$(call make_venv,$(HUMBLE_PYTHON),$(PY310_VENV),requirements-py310.txt)
+
+# Jazzy: the node over DDS with a baseline method.
 test-jazzy: $(JAZZY_VENV)/.installed
-	$(JAZZY_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation --force-reinstall .
-	@! $(JAZZY_VENV)/bin/python -c "import torch" 2>/dev/null || { echo "Jazzy venv must not have torch"; exit 1; }
-	$(JAZZY_VENV)/bin/pytest -q -p no:cacheprovider $(JAZZY_TESTS)
+	$(call test_installed,$(JAZZY_VENV),$(JAZZY_TESTS))
 
-# The robot's torch-free pins resolve to wheels on Humble's Python 3.10 (Jazzy's 3.12: test-jazzy installs them).
-check-robot-pins:
-	@test -x "$(HUMBLE_PYTHON)" || { echo "no Python 3.10 at $(HUMBLE_PYTHON) (set HUMBLE_PYTHON)"; exit 1; }
-	$(HUMBLE_PYTHON) -m pip install $(PIP_FLAGS) --dry-run --ignore-installed --only-binary=:all: \
-	  -r requirements-robot-base.txt
+# Humble's Python 3.10: the robot's pins installed for real; the ROS-free, torch-free suites.
+test-py310: $(PY310_VENV)/.installed
+	$(call test_installed,$(PY310_VENV),$(PY310_TESTS))
 
 # The main job: see README "Demo".
 demo: setup
@@ -71,4 +88,4 @@ bench: setup
 	$(PY) bench/bench_model.py
 
 clean:
-	rm -rf $(VENV) $(JAZZY_VENV) build *.egg-info out
+	rm -rf $(VENV) $(JAZZY_VENV) $(PY310_VENV) build *.egg-info out

@@ -144,6 +144,9 @@ def test_venv_requirements_keep_the_cpu_torch_and_kilted_wheels():
     jazzy = requirement_names("requirements-jazzy.txt")
     assert "torch" not in jazzy and {"ros-jazzy-rclpy", "ros-jazzy-sensor-msgs", "ros-jazzy-std-msgs",
                                      "ros-jazzy-diagnostic-msgs"} <= set(jazzy)
+    py310 = requirement_names("requirements-py310.txt")
+    assert "torch" not in py310 and not [name for name in py310 if name.startswith("ros-")]
+    assert requirement_names("requirements-robot-base.txt").items() <= jazzy.items() & py310.items()
     assert "colcon-common-extensions" in requirement_names("requirements-dev.txt")
 
 
