@@ -84,6 +84,25 @@ def test_replay_records_what_the_node_publishes(tmp_path, input_bag, tiny_checkp
     assert "latency (ms)" in capsys.readouterr().out
 
 
+def test_replay_with_a_baseline_method_needs_no_checkpoint(tmp_path, input_bag, capsys):
+    """`--method bicubic`: the node runs without a checkpoint (and without torch)."""
+    out = tmp_path / "out"
+    rc = main(["--no-progress", "replay", str(input_bag), str(out), "--method", "bicubic",
+               "--checkpoint", "/nonexistent_x{scale}.safetensors", "--rate", "0.5",
+               "--settle", "2", "--no-points"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    got = {}
+    with BagReader(out) as reader:
+        for topic, _, msg in reader.messages():
+            got.setdefault(topic, []).append(msg)
+    assert got[T.out_image] and stamps(got[T.out_image]) <= stamps(got[T.depth])
+    assert all((m.encoding, m.width, m.height) == ("32FC1", W, H) for m in got[T.out_image])
+    status = {kv.key: kv.value for m in got[T.diagnostics] for s in m.status for kv in s.values}
+    assert status["method"] == "bicubic" and status["checkpoint"] == "None"
+    assert "ready: method bicubic" in (tmp_path / "out.node.log").read_text()
+
+
 def test_a_node_that_cannot_start_is_reported_with_its_log(tmp_path, input_bag, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint" * 10)
@@ -115,6 +134,9 @@ def test_node_command_remaps_every_topic_and_passes_parameters(tmp_path):
                 "scale:=8", "warmup_width:=64", "warmup_height:=48", "device:=cpu",
                 "publish_points:=false", "slop:=0.05"):
         assert arg in cmd, arg
+    assert "method:=naima" in cmd and f"checkpoint:={tmp_path / 'm.safetensors'}" in cmd
+    baseline = node_command(None, 8, topics, method="bicubic")
+    assert "method:=bicubic" in baseline and not any("checkpoint" in a for a in baseline)
     assert parse_params(["a:=1", "b:=2.5", "c:=true", "d:=x"]) == {"a": 1, "b": 2.5, "c": True,
                                                                  "d": "x"}
 

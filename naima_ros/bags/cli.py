@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, metavar="INPUT_BAG")
     p.add_argument("output", type=Path, metavar="OUTPUT_BAG")
     _add_node_model(p)
+    p.add_argument("--method", choices=METHODS, default=d["method"],
+                   help=f"the node's method (default {d['method']}; a baseline needs no "
+                   f"checkpoint)")
     p.add_argument("--rate", type=float, default=1.0,
                    help="playback speed factor (default 1: the recorded rate)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
@@ -207,7 +210,8 @@ def _run(args) -> int:
 def _replay(args) -> int:
     from naima_ros.bags.replay import parse_params, replay_bag
 
-    summary = replay_bag(args.input, args.output, checkpoint=args.checkpoint, scale=args.scale,
+    summary = replay_bag(args.input, args.output, method=args.method,
+                         checkpoint=args.checkpoint, scale=args.scale,
                          rate=args.rate, topics=_topics(args), params=parse_params(args.param),
                          params_file=args.params_file, start_node=not args.no_node,
                          node_name=args.node_name, startup_timeout=args.startup_timeout,

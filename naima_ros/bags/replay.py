@@ -31,6 +31,8 @@ from pathlib import Path
 from naima_ros.bags.io import (CAMERA_INFO, DIAGNOSTICS, IMAGE, POINT_CLOUD, BagError, BagReader,
                                BagWriter, Topics)
 from naima_ros.bags.run import bag_scale, default_checkpoint
+from naima_ros.resources import resolve_checkpoint
+from naima_ros.serving import DEFAULTS
 
 __all__ = ["ReplaySummary", "node_command", "replay_bag"]
 
@@ -61,14 +63,18 @@ def _ros_type(msgtype: str):
         raise BagError(f"message type {msgtype} is not installed for rclpy ({exc})") from exc
 
 
-def node_command(checkpoint: Path, scale: int, topics: Topics, *, node_name: str = "naima",
+def node_command(checkpoint: Path | None, scale: int, topics: Topics, *,
+                 method: str = DEFAULTS["method"], node_name: str = "naima",
                  warmup_size: tuple[int, int] | None = None, params: dict | None = None,
                  params_file: str | None = None) -> list[str]:
-    """The `naima_node` command line for a replay (`python -m naima_ros.ros.node`)."""
+    """The `naima_node` command line for a replay (`python -m naima_ros.ros.node`); `checkpoint`
+    None for a baseline method."""
     cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args", "-r", f"__node:={node_name}"]
     if params_file:
         cmd += ["--params-file", str(params_file)]
-    values = {"checkpoint": str(checkpoint), "scale": scale}
+    values = {"method": method, "scale": scale}
+    if checkpoint is not None:
+        values["checkpoint"] = str(checkpoint)
     if warmup_size:
         values.update(warmup_width=warmup_size[0], warmup_height=warmup_size[1])
     values.update(params or {})
@@ -255,7 +261,8 @@ class _DdsSession:
 
 
 def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
-               checkpoint: str | Path | None = None, scale: int | None = None, rate: float = 1.0,
+               method: str = DEFAULTS["method"], checkpoint: str | Path | None = None,
+               scale: int | None = None, rate: float = 1.0,
                topics: Topics = Topics(), params: dict | None = None,
                params_file: str | None = None, start_node: bool = True,
                node_name: str = "naima", startup_timeout: float = 180.0, settle_s: float = 3.0,
@@ -267,7 +274,9 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
     Args:
         input_bag: a bag with the RGB, CameraInfo and depth topics (and usually ground truth).
         output_bag: the bag to create.
-        checkpoint: for the node (default: the node's default checkpoint for `scale`).
+        method: the node's `method` (a baseline needs no checkpoint).
+        checkpoint: for the node (default: the node's default checkpoint for `scale`), looked
+            up as the node does (`naima_ros.resources.resolve_checkpoint`).
         scale: default: the bag's RGB/depth width ratio.
         rate: playback speed factor (1 = recorded rate, 0.5 = half speed).
         topics: topic names in the bag; the node is remapped onto them.
@@ -308,13 +317,16 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         if record_points:
             record[topics.out_points] = POINT_CLOUD
         if start_node:
-            scale = scale or bag_scale(reader, topics) or 8
-            ckpt = Path(str(checkpoint).format(scale=scale)) if checkpoint else \
-                default_checkpoint(scale)
-            if not ckpt.is_file():
-                raise BagError(f"checkpoint {ckpt} does not exist")
-            summary.checkpoint = str(ckpt.resolve())
-            cmd = node_command(ckpt.resolve(), scale, topics, node_name=node_name,
+            scale = scale or bag_scale(reader, topics) or DEFAULTS["scale"]
+            ckpt = None
+            if method == "naima":
+                try:
+                    ckpt = resolve_checkpoint(str(checkpoint), scale).resolve() if checkpoint \
+                        else default_checkpoint(scale).resolve()
+                except (FileNotFoundError, ValueError) as exc:
+                    raise BagError(str(exc)) from exc
+                summary.checkpoint = str(ckpt)
+            cmd = node_command(ckpt, scale, topics, method=method, node_name=node_name,
                                warmup_size=_first_size(reader, topics.rgb), params=params,
                                params_file=params_file)
         total = sum(c for t, c in reader.message_counts.items() if t in play)

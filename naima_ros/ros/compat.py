@@ -31,7 +31,7 @@ class MatchedInfo(NamedTuple):
 
 
 def subscription_event_callbacks_class():
-    """`SubscriptionEventCallbacks` of this rclpy (event_handler since Iron, qos_event on Humble)."""
+    """This rclpy's `SubscriptionEventCallbacks` (`event_handler` since Iron, `qos_event` before)."""
     try:
         module = importlib.import_module("rclpy.event_handler")
     except ImportError:
