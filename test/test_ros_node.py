@@ -843,3 +843,29 @@ def test_humble_api_shape_keeps_publisher_tracking_and_parameter_side_effects(
     h.connect(node)
     wait_for(lambda: h.counter("events.publisher_restart") > before, what="publisher_restart")
     h.serve_good()
+
+
+def test_a_baseline_node_never_imports_torch():
+    """method:=bicubic: the node starts, warms up and is destroyed without torch being imported."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import rclpy
+        from rclpy.parameter import Parameter
+        from naima_ros.ros.node import NaimaNode
+        rclpy.init()
+        node = NaimaNode(parameter_overrides=[Parameter("method", value="bicubic"),
+                                              Parameter("warmup_width", value=64),
+                                              Parameter("warmup_height", value=48)])
+        ready = node._slot.model.summary()
+        node.destroy_node()
+        rclpy.shutdown()
+        print(ready, "| torch imported:", "torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=TIMEOUT, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "method bicubic (x8, no network) | torch imported: False"
