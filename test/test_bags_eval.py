@@ -131,6 +131,20 @@ def test_cli_eval_writes_the_report(tmp_path, capsys):
     assert not list(report.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 
+def test_cli_eval_scores_the_baselines_asked_for(tmp_path, capsys):
+    bag = fake_node_bag(tmp_path)
+    report = tmp_path / "report"
+    assert main(["--no-progress", "eval", str(bag), "--report", str(report), "--baselines", "jbu"]) == 0
+    printed = capsys.readouterr().out
+    assert "jbu" in printed and "bicubic" not in printed and "guided_filter" not in printed
+    rows = list(csv.DictReader((report / "frames.csv").open()))
+    assert "rmse_jbu_mm" in rows[0] and "rmse_bicubic_mm" not in rows[0]
+    assert float(rows[0]["rmse_jbu_mm"]) > 1.0 and float(rows[0]["coverage_naima"]) == 1.0
+    with pytest.raises(SystemExit):
+        main(["eval", str(bag), "--report", str(report), "--baselines", "dctnet"])
+    assert "unknown baseline(s) dctnet" in capsys.readouterr().err
+
+
 def test_bad_bags_give_clear_errors(tmp_path, capsys):
     src = tmp_path / "in"
     make_bag(src, [frames(2)], progress=False)

@@ -33,6 +33,19 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _baselines(text: str) -> tuple[str, ...]:
+    from naima_ros.options import BASELINE_METHODS
+
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in BASELINE_METHODS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown baseline(s) {', '.join(bad) or repr(text)}; choose from "
+                                         f"{', '.join(BASELINE_METHODS)} or none")
+    return names
+
+
 def _add_topics(p: argparse.ArgumentParser, roles: list[str]) -> None:
     g = p.add_argument_group("topics (defaults as the node's, with a leading /)")
     defaults = Topics()
@@ -160,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strip-frame", default="auto",
                    help="frame of the qualitative strip: auto (motorcycle, else the last "
                    "served), last, or an index")
+    p.add_argument("--baselines", default="bicubic,guided_filter", type=_baselines,
+                   help="comma-separated baseline predictors scored beside the node's output "
+                   "(bicubic, guided_filter, jbu; default bicubic,guided_filter; none)")
     _add_topics(p, ["rgb", "depth", "gt", "out_image", "diagnostics"])
     return parser
 
@@ -228,7 +244,7 @@ def _eval(args) -> int:
 
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
-                      progress=not args.no_progress)
+                      baselines=args.baselines, progress=not args.no_progress)
     print(ev.table())
     print(f"report: {write_report(ev, args.report)}")
     return 0

@@ -21,6 +21,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from naima_ros.depth_codec import decode_color, decode_depth, encode_depth
+from naima_ros.serving import stamp_ns as serving_stamp_ns
 
 __all__ = [
     "BAG_VERSION",
@@ -91,8 +92,9 @@ class Topics:
 
 # ---------------------------------------------------------------------- message helpers
 def stamp_ns(msg) -> int:
-    """Header stamp of a `rosbags` message as integer nanoseconds."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+    """Header stamp of a `rosbags` message as integer nanoseconds (kept until bags/run calls
+    `naima_ros.serving.stamp_ns(msg.header.stamp)`, the one home, itself)."""
+    return serving_stamp_ns(msg.header.stamp)
 
 
 def raw_stamp_ns(raw, topic: str = "?", path="bag") -> int:
@@ -143,7 +145,7 @@ def decode_depth_msg(msg, topic: str) -> tuple[np.ndarray, np.ndarray]:
         return decode_depth(msg.data, msg.encoding, msg.height, msg.width, msg.step,
                             bool(msg.is_bigendian))
     except ValueError as exc:
-        raise BagError(f"topic {topic} (stamp {stamp_ns(msg)} ns): {exc}") from exc
+        raise BagError(f"topic {topic} (stamp {serving_stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
 def decode_rgb_msg(msg, topic: str) -> np.ndarray:
@@ -152,7 +154,7 @@ def decode_rgb_msg(msg, topic: str) -> np.ndarray:
         return decode_color(msg.data, msg.encoding, msg.height, msg.width, msg.step,
                             bool(msg.is_bigendian))
     except ValueError as exc:
-        raise BagError(f"topic {topic} (stamp {stamp_ns(msg)} ns): {exc}") from exc
+        raise BagError(f"topic {topic} (stamp {serving_stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
 def unit_of(encoding: str, topic: str) -> tuple[str, float]:
