@@ -42,16 +42,14 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from naima_ros.model_slot import ModelLoadError, ModelSlot, ModelSpec, check_spec
-from naima_ros.resources import resolve_checkpoint
 from naima_ros.ros import compat
 from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud
 from naima_ros.ros.diagnostics import NodeStats, WarningThrottle, status_message
 from naima_ros.ros.parameters import declare_parameters, result
 from naima_ros.ros.sync import make_synchronizer, subscriber_class
-from naima_ros.serving import (MODEL_PARAMETERS, PARAMETERS, Drop, FrameServer, ServeConfig,
-                               check_parameters)
+from naima_ros.serving import MODEL_PARAMETERS, Drop, FrameServer, ServeConfig, check_parameters
 
-__all__ = ["NaimaNode", "ModelLoadError", "PARAMETERS", "main", "resolve_checkpoint"]
+__all__ = ["ModelLoadError", "NaimaNode", "main"]
 
 RGB_TOPIC, DEPTH_TOPIC = "rgb/image_rect_color", "depth/image_rect"
 
