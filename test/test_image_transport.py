@@ -228,6 +228,21 @@ def test_malformed_and_unsupported_inputs(cv2):
         assert isinstance(err.value, ValueError)
 
 
+def test_message_field_types_are_accepted():
+    """rclpy gives uint8[] fields as array.array('B'); bytes, bytearray and memoryview work too."""
+    import array
+
+    depth = np.full((6, 8), 1.5, np.float32)
+    payload = encode_compressed_depth(depth)
+    colour = encode_compressed_color(np.full((4, 4, 3), 9, np.uint8), "png")
+    for wrap in (bytes, bytearray, memoryview, lambda b: array.array("B", b)):
+        decoded, valid = decode_compressed_depth(wrap(payload.data), payload.format,
+                                                 max_input_pixels=LIMIT)
+        assert valid.all() and np.allclose(decoded, 1.5)
+        rgb = decode_compressed_color(wrap(colour.data), colour.format, max_input_pixels=LIMIT)
+        assert (rgb == 9).all()
+
+
 def test_encoder_argument_errors():
     with pytest.raises(ValueError, match="uint8"):
         encode_compressed_color(np.zeros((4, 4, 3), np.float32))
