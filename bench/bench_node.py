@@ -204,11 +204,12 @@ def bench_overhead(up: Upsampler, width: int, height: int, repeats: int) -> None
 
 
 def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_s: float,
-                  device: str) -> None:
+                  device: str, method: str = "naima") -> None:
     from naima_ros.ros.node import NaimaNode
 
     rclpy.init()
     node = NaimaNode(parameter_overrides=[
+        Parameter("method", value=method),
         Parameter("checkpoint", value=str(path)), Parameter("device", value=device),
         Parameter("warmup_width", value=width), Parameter("warmup_height", value=height),
         Parameter("input_reliability", value="reliable"),
@@ -248,7 +249,7 @@ def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_
     rclpy.shutdown()
     lat = np.array(latencies[1:]) * 1e3  # the first frame waits for nothing: skip it
     print(f"\n## 3. Latency with input at {rate_hz:.0f} Hz for {duration_s:.0f} s "
-          f"({width}x{height}, x{node._slot.model.scale})")
+          f"({width}x{height}, x{node._slot.model.scale}, method {method})")
     print(f"pairs sent {sent}, received {snap['pairs_received']}, served "
           f"{snap['frames_published']}, superseded {snap['dropped'].get('superseded', 0)}; "
           f"model p50 {snap['model_p50_ms']:.0f} ms")
@@ -269,13 +270,16 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--rate", type=float, default=30.0, help="input rate of part 3 (Hz)")
     parser.add_argument("--duration", type=float, default=15.0, help="length of part 3 (s)")
+    parser.add_argument("--method", default="naima",
+                        help="the node's method in part 3 (a baseline: the node's own path alone)")
     args = parser.parse_args(argv)
     path = checkpoint_path(args.checkpoint, args.scale)
     up = Upsampler.from_checkpoint(path, device=args.device)
     print(f"checkpoint {path} ({up.describe()['preset']}, x{up.scale}); torch threads "
           f"{torch.get_num_threads()}")
     bench_overhead(up, args.width, args.height, args.repeats)
-    bench_latency(path, args.width, args.height, args.rate, args.duration, args.device)
+    bench_latency(path, args.width, args.height, args.rate, args.duration, args.device,
+                  args.method)
     return 0
 
 
