@@ -82,6 +82,7 @@ def measure(swaps: int, width: int, height: int, scales: list[int]) -> dict:
         rss.append(rss_mb())
         print(f"swap {i:2d} -> x{slot.model.scale}: RSS {rss[-1]:.0f} MB", flush=True)
     jobs.put(None)
+    serving.join()
     return {"rss_mb": rss, "after_first_swap_mb": rss[1], "after_last_swap_mb": rss[-1],
             "ratio_last_to_first_swap": rss[-1] / rss[1]}
 
@@ -112,11 +113,16 @@ def main() -> None:
         print(f"--- {setting}", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         print(proc.stdout, end="", flush=True)
-        if proc.returncode != 0:
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
             raise SystemExit(f"{setting}: child failed:\n{proc.stderr[-3000:]}")
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-        results[setting] = json.loads(line[len("RESULT "):])
-        r = results[setting]
+        results[setting] = r = json.loads(line[len("RESULT "):])
+        # a crash after the measurement (at interpreter exit) is recorded, not hidden
+        r["exit_code"] = proc.returncode
+        if proc.returncode:
+            r["stderr_tail"] = proc.stderr[-500:]
+            print(f"{setting}: exit code {proc.returncode} after measuring: "
+                  f"{proc.stderr.strip()[-200:]}", flush=True)
         print(f"{setting}: RSS after swap 1 {r['after_first_swap_mb']:.0f} MB, after swap "
               f"{args.swaps} {r['after_last_swap_mb']:.0f} MB "
               f"(x{r['ratio_last_to_first_swap']:.2f})", flush=True)
