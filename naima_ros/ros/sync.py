@@ -4,7 +4,9 @@ On a robot's ROS install `message_filters` is importable and is used as is. Wher
 PyPI rclpy wheels have no message_filters), this module provides the same classes with the same
 constructor arguments and `registerCallback` / `signalMessage` protocol:
 
-- `Subscriber(node, msg_type, topic, qos_profile=10, **create_subscription_kwargs)`
+- `Subscriber(node, msg_type, topic, qos_profile=10, **create_subscription_kwargs)`; ours also
+  takes `raw=True`: it passes on `SerializedMessage`s (CDR bytes + header stamp), which either
+  synchronizer matches by stamp, and `deserialized()` turns the one served into a message.
 - `TimeSynchronizer(fs, queue_size)`: emits a set when every input holds the same stamp.
 - `ApproximateTimeSynchronizer(fs, queue_size, slop, allow_headerless=False)`: when a message
   arrives, every other input's message closest to its stamp and within `slop` seconds is taken;
@@ -17,6 +19,7 @@ restart). Use keyword arguments (`fs=`, `queue_size=`, `slop=`): both implementa
 """
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from itertools import product
@@ -24,9 +27,12 @@ from itertools import product
 __all__ = [
     "HAVE_MESSAGE_FILTERS",
     "ApproximateTimeSynchronizer",
+    "SerializedMessage",
     "SimpleFilter",
     "Subscriber",
     "TimeSynchronizer",
+    "cdr_header_stamp",
+    "deserialized",
     "make_synchronizer",
 ]
 
@@ -48,17 +54,73 @@ class SimpleFilter:
             cb(*(msgs + args))
 
 
-class Subscriber(SimpleFilter):
-    """A ROS subscription as a filter; arguments as `Node.create_subscription` minus callback."""
+class SerializedMessage:
+    """A message still in its CDR bytes, with the header stamp read: what a `raw` `Subscriber`
+    passes on, so superseded frames are never deserialized. `deserialized(msg, msg_type)` gives
+    the message.
 
-    def __init__(self, node, msg_type, topic: str, qos_profile=10, **kwargs):
+    Attributes:
+        raw: the serialized message (as `create_subscription(..., raw=True)` delivers it).
+        header: an object whose `stamp` is a `builtin_interfaces/Time` (no frame_id).
+    """
+
+    __slots__ = ("header", "raw")
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.header = _StampOnly(cdr_header_stamp(raw))
+
+
+class _StampOnly:
+    __slots__ = ("stamp",)
+
+    def __init__(self, stamp):
+        self.stamp = stamp
+
+
+def cdr_header_stamp(raw: bytes):
+    """The `std_msgs/Header` stamp that opens a serialized message (Image, PointCloud2...).
+
+    CDR: a 4-byte encapsulation header (byte 1 odd: little endian), then the stamp's int32 sec
+    and uint32 nanosec.
+    """
+    from builtin_interfaces.msg import Time
+
+    if len(raw) < 12:
+        raise ValueError(f"a serialized message of {len(raw)} bytes has no header stamp")
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] & 1 else ">iI", raw, 4)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def deserialized(msg, msg_type):
+    """`msg` itself, or the `msg_type` message of a `SerializedMessage`."""
+    if isinstance(msg, SerializedMessage):
+        from rclpy.serialization import deserialize_message
+        return deserialize_message(msg.raw, msg_type)
+    return msg
+
+
+class Subscriber(SimpleFilter):
+    """A ROS subscription as a filter; arguments as `Node.create_subscription` minus callback.
+
+    With `raw=True` the filter passes on `SerializedMessage`s: the synchronizer needs only the
+    stamps, and only the pair that is served gets deserialized (`deserialized`).
+    """
+
+    def __init__(self, node, msg_type, topic: str, qos_profile=10, raw: bool = False, **kwargs):
         super().__init__()
         self.node = node
         self.topic = topic
-        self.sub = node.create_subscription(msg_type, topic, self.callback, qos_profile, **kwargs)
+        self.raw = raw
+        self.sub = node.create_subscription(msg_type, topic,
+                                            self.raw_callback if raw else self.callback,
+                                            qos_profile, raw=raw, **kwargs)
 
     def callback(self, msg) -> None:
         self.signalMessage(msg)
+
+    def raw_callback(self, raw: bytes) -> None:
+        self.signalMessage(SerializedMessage(raw))
 
     def getTopic(self) -> str:  # noqa: N802
         return self.topic

@@ -1,0 +1,405 @@
+"""The node at camera rate: served fps and latency against the model alone (not a test).
+
+Per run, as on a robot, three processes: a camera (RGB bgr8 W x H + depth 16UC1 W/8 x H/8 +
+CameraInfo at `--rates` Hz, SensorDataQoS), the node (`python -m naima_ros.ros.node`, with
+config/fastdds_large_data.xml as FASTDDS_DEFAULT_PROFILES_FILE), and a subscriber counting the
+depth images and clouds it receives (serialised, `raw=True`: only the header stamp is read) and
+their latency (arrival wall time - camera stamp). Before and after each node run the model alone is
+timed in a fresh process of its own (the same predictor, the same frames, the node's runtime
+tuning): `model-alone fps` is the mean of the two medians, so both sides of the ratio see the
+same machine load.
+
+Reported per run: pairs sent, pairs the node received, frames served (the subscriber's count), the
+served fps over the camera window, served fps / model-alone fps, latency p50/p95 and p95 /
+model-alone time, the node's drops by reason and the load average. `--pyspy S` also records the
+node with py-spy for S seconds mid-run (every thread, busy samples only) and writes the raw
+stacks next to the JSON and a summary (per thread: busy share, top frames) into it.
+
+Usage:
+  .venv/bin/python bench/bench_camera_rate.py --rates 15,30,60 --sizes 640x480,1280x720
+  .venv/bin/python bench/bench_camera_rate.py --method bicubic --rates 30     # cloud on (default)
+  .venv/bin/python bench/bench_camera_rate.py --rates 30 --pyspy 20 --tag before
+  add `-p NAME:=VALUE` style node parameters with --node-param NAME:=VALUE (repeatable).
+Writes bench/results/camera_rate_<tag>_<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import re
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "config" / "fastdds_large_data.xml"
+SCALE = 8
+OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
+START_TIMEOUT_S = 300.0
+PYSPY_RATE = 100  # samples per second
+
+
+def camera_frames(width: int, height: int):
+    """(rgb (H, W, 3) uint8, depth (H/8, W/8) uint16 mm, fx): a textured scene with valid depth."""
+    import numpy as np
+    dw, dh = width // SCALE, height // SCALE
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)
+    depth_mm = (1000 + 10 * np.add.outer(np.arange(dh), np.arange(dw))).astype("<u2")
+    return rgb, depth_mm, 0.8 * width
+
+
+# ---------------------------------------------------------------- camera process
+def camera(width: int, height: int, rate_hz: float, duration_s: float, go_file: str) -> None:
+    """Publish RGB/depth/CameraInfo at rate_hz for duration_s once the node subscribes."""
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera")
+    pubs = {name: node.create_publisher(kind, topic, qos_profile_sensor_data)
+            for name, kind, topic in (("rgb", Image, "rgb/image_rect_color"),
+                                      ("info", CameraInfo, "rgb/camera_info"),
+                                      ("depth", Image, "depth/image_rect"))}
+    rgb, depth_mm, f = camera_frames(width, height)
+    dh, dw = depth_mm.shape
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    msgs = {
+        "rgb": Image(height=height, width=width, encoding="bgr8", step=3 * width,
+                     data=rgb.tobytes()),
+        "depth": Image(height=dh, width=dw, encoding="16UC1", step=2 * dw,
+                       data=depth_mm.tobytes()),
+        "info": CameraInfo(width=width, height=height, distortion_model="plumb_bob",
+                           d=[0.0] * 5, k=[f, 0, cx, 0, f, cy, 0, 0, 1],
+                           r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
+                           p=[f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0]),
+    }
+    for msg in msgs.values():
+        msg.header.frame_id = "camera_color_optical_frame"
+    while not (pubs["rgb"].get_subscription_count() and pubs["depth"].get_subscription_count()
+               and os.path.exists(go_file)):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    sent, period = 0, 1.0 / rate_hz
+    t_next = time.monotonic()
+    t_end = t_next + duration_s
+    while t_next < t_end:
+        stamp = node.get_clock().now().to_msg()
+        for name in ("info", "rgb", "depth"):
+            msgs[name].header.stamp = stamp
+            pubs[name].publish(msgs[name])
+        sent += 1
+        t_next += period
+        time.sleep(max(0.0, t_next - time.monotonic()))
+    print(json.dumps({"sent": sent, "window_s": duration_s}), flush=True)
+    time.sleep(1.0)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+# ---------------------------------------------------------------- subscriber process
+def subscriber(stop_file: str) -> None:
+    """Reliable subscriptions to the outputs: distinct stamps and arrival latency per output."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image, PointCloud2
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera_rate_subscriber")
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    latency: dict[str, dict] = {topic: {} for topic in OUTPUTS}
+    lock = threading.Lock()
+
+    def counter(topic):
+        def callback(raw: bytes):
+            now = time.time()
+            sec, nsec = struct.unpack_from("<iI", raw, 4)  # CDR header, then the header stamp
+            with lock:
+                latency[topic].setdefault((sec, nsec), now - (sec + nsec * 1e-9))
+        return callback
+
+    for topic, kind in zip(OUTPUTS, (Image, PointCloud2)):
+        node.create_subscription(kind, topic, counter(topic), qos, raw=True)
+    last_status: dict = {}
+
+    def diagnostics_callback(msg):
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "pairs_received" in values:
+                last_status.clear()
+                last_status.update(values)
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics_callback, 10)
+    spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
+    spinner.start()
+    while not all(node.count_publishers(t) for t in OUTPUTS):
+        time.sleep(0.05)
+    print(json.dumps({"ready": True}), flush=True)
+    while not os.path.exists(stop_file):
+        time.sleep(0.1)
+    with lock:
+        out = {topic: sorted(d.items()) for topic, d in latency.items()}
+    print(json.dumps({"outputs": {t: [[s[0], s[1], lat] for s, lat in v]
+                                  for t, v in out.items()},
+                      "diagnostics": last_status}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+# ---------------------------------------------------------------- the model alone
+def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int) -> None:
+    """Median seconds of the predictor on the camera's frame, as the node loads and calls it."""
+    import numpy as np
+
+    from naima_ros import runtime
+    from naima_ros.model_slot import ModelSlot, ModelSpec
+    from naima_ros.serving import DEFAULTS
+
+    tuning = runtime.tune_process(int(DEFAULTS.get("torch_threads", 0)))
+    spec = ModelSpec(method, checkpoint or DEFAULTS["checkpoint"], SCALE, "cpu", "auto")
+    predictor = ModelSlot(log_info=lambda m: None).load(spec, (1, height, width)).predictor
+    rgb, depth_mm, _ = camera_frames(width, height)
+    depth_m = depth_mm.astype(np.float32) * np.float32(0.001)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        predictor(rgb, depth_m)
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"model_s": statistics.median(times), "times_s": times,
+                      "tuning": tuning}), flush=True)
+
+
+# ---------------------------------------------------------------- py-spy summary
+def summarise_pyspy(raw_file: Path, seconds: float, top: int = 25) -> dict:
+    """Top frames of a py-spy `--format raw` (collapsed stacks) file recorded for `seconds` at
+    PYSPY_RATE without `--idle`: per thread the share of the time it was busy (on a CPU or
+    runnable, not waiting), and its frames with the most self and inclusive samples."""
+    threads: collections.Counter = collections.Counter()
+    self_ = collections.defaultdict(collections.Counter)
+    inclusive = collections.defaultdict(collections.Counter)
+    for line in raw_file.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        thread, frames = frames[0], frames[1:]
+        n = int(count)
+        threads[thread] += n
+        if frames:
+            self_[thread][frames[-1]] += n
+        for frame in set(frames):
+            inclusive[thread][frame] += n
+    total = sum(threads.values()) or 1
+    return {"samples": total, "seconds": seconds,
+            "threads": {t: {"busy": n / (seconds * PYSPY_RATE),
+                            "top_self": [(f, c / n) for f, c in self_[t].most_common(top)],
+                            "top_inclusive": [(f, c / n)
+                                              for f, c in inclusive[t].most_common(top)]}
+                        for t, n in threads.most_common()}}
+
+
+def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration",
+                             str(int(seconds)), "--rate", str(PYSPY_RATE), "--threads",
+                             "--nonblocking", "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+# ---------------------------------------------------------------- orchestration
+class Proc:
+    """A child process whose output lines are collected by a thread."""
+
+    def __init__(self, cmd, env):
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"no {text!r} from {self.proc.args[:4]}:\n"
+                           + "\n".join(self.lines[-30:]))
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+
+
+def time_model(env, me, width, height, args) -> float:
+    proc = Proc([sys.executable, me, "model", str(width), str(height), args.method,
+                 args.checkpoint, str(args.model_runs)], env)
+    result = json.loads(proc.wait_for('"model_s"', START_TIMEOUT_S))
+    proc.stop()
+    return result["model_s"]
+
+
+def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp: Path,
+             tag: str) -> dict:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1", FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE))
+    me = str(Path(__file__).resolve())
+    go, stop = tmp / f"go_{domain_id}", tmp / f"stop_{domain_id}"
+    model_before = time_model(env, me, width, height, args) if args.model_runs else None
+    node_cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args",
+                "-p", f"method:={args.method}", "-p", f"scale:={SCALE}", "-p", "device:=cpu",
+                "-p", f"warmup_width:={width}", "-p", f"warmup_height:={height}",
+                "-p", "max_depth:=20.0", "-p", "warn_throttle:=60.0"]
+    if args.checkpoint:
+        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    for extra in args.node_param:
+        node_cmd += ["-p", extra]
+    node_env = dict(env, PYTHONPATH=args.node_pythonpath) if args.node_pythonpath else env
+    node = Proc(node_cmd, node_env)
+    sub = cam = spy = None
+    profile = None
+    try:
+        node.wait_for("ready", START_TIMEOUT_S)
+        sub = Proc([sys.executable, me, "subscriber", str(stop)], env)
+        sub.wait_for('"ready"', START_TIMEOUT_S)
+        cam = Proc([sys.executable, me, "camera", str(width), str(height), str(rate_hz),
+                    str(args.duration), str(go)], env)
+        go.touch()
+        load_start = os.getloadavg()[0]
+        if args.pyspy:
+            time.sleep(min(5.0, args.duration / 4))
+            raw = Path(args.out) / f"pyspy_{tag}_{width}x{height}_{rate_hz:g}hz.txt"
+            spy = pyspy(node.proc.pid, args.pyspy, raw)
+        camera_out = json.loads(cam.wait_for('"sent"', START_TIMEOUT_S + args.duration * 3))
+        if spy is not None:
+            spy.wait(60)
+            profile = summarise_pyspy(raw, int(args.pyspy))
+        time.sleep(3.0)  # the last frame in flight, and one more /diagnostics period
+        stop.touch()
+        result = json.loads(sub.wait_for('"outputs"', 60))
+        load_end = os.getloadavg()[0]
+    finally:
+        for proc in (cam, sub, node):
+            if proc is not None:
+                proc.stop()
+    model_after = time_model(env, me, width, height, args) if args.model_runs else None
+    import numpy as np
+    images = result["outputs"][OUTPUTS[0]]
+    clouds = result["outputs"][OUTPUTS[1]]
+    lat_ms = np.array([lat for _, _, lat in images]) * 1e3
+    window = camera_out["window_s"]
+    served_fps = len(images) / window
+    diag = result["diagnostics"]
+    run = {
+        "size": f"{width}x{height}", "rate_hz": rate_hz, "method": args.method,
+        "node_params": args.node_param, "window_s": window, "pairs_sent": camera_out["sent"],
+        "pairs_received_by_node": int(diag.get("pairs_received", -1)),
+        "images_received": len(images), "clouds_received": len(clouds),
+        "served_fps": served_fps,
+        "latency_p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
+        "latency_p95_ms": float(np.percentile(lat_ms, 95)) if lat_ms.size else None,
+        "node_model_p50_ms": float(diag.get("model_p50_ms", "nan")),
+        "dropped": {k: int(v) for k, v in diag.items() if k.startswith("dropped.")},
+        "loadavg_1min": [load_start, load_end],
+    }
+    if model_before is not None:
+        model_s = (model_before + model_after) / 2
+        run.update(model_alone_ms=[model_before * 1e3, model_after * 1e3],
+                   model_alone_fps=1.0 / model_s,
+                   fps_ratio=served_fps * model_s,
+                   p95_over_model=(run["latency_p95_ms"] / (model_s * 1e3)
+                                   if lat_ms.size else None))
+    if profile is not None:
+        run["pyspy"] = {"raw": str(raw.relative_to(REPO)), "summary": profile}
+    return run
+
+
+def describe(run: dict) -> str:
+    text = (f"{run['method']} {run['size']} @ {run['rate_hz']:g} Hz: sent {run['pairs_sent']}, "
+            f"node got {run['pairs_received_by_node']}, served {run['images_received']} "
+            f"({run['served_fps']:.2f} fps, clouds {run['clouds_received']})")
+    if "model_alone_fps" in run:
+        text += (f"; model alone {run['model_alone_fps']:.2f} fps -> ratio "
+                 f"{run['fps_ratio']:.2f}")
+    if run["latency_p95_ms"] is not None:
+        text += f"; latency p50 {run['latency_p50_ms']:.0f} p95 {run['latency_p95_ms']:.0f} ms"
+    if run.get("p95_over_model") is not None:
+        text += f" ({run['p95_over_model']:.2f} x model)"
+    text += (f"; node model p50 {run['node_model_p50_ms']:.0f} ms; load "
+             f"{run['loadavg_1min'][0]:.1f}/{run['loadavg_1min'][1]:.1f}")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0, help="camera seconds per run")
+    parser.add_argument("--rates", default="30", help="camera rates (Hz), comma-separated")
+    parser.add_argument("--sizes", default="640x480", help="RGB (= output) sizes")
+    parser.add_argument("--method", default="naima", help="node `method` parameter")
+    parser.add_argument("--checkpoint", default="", help="node `checkpoint` (method naima)")
+    parser.add_argument("--model-runs", type=int, default=5,
+                        help="timed predictor calls before and after each run (0: skip)")
+    parser.add_argument("--node-param", action="append", default=[],
+                        help="extra node parameter NAME:=VALUE")
+    parser.add_argument("--node-pythonpath", default="",
+                        help="PYTHONPATH of the node only (e.g. an exported older naima_ros, to "
+                             "measure before/after in one session)")
+    parser.add_argument("--pyspy", type=float, default=0.0, help="py-spy seconds (0: off)")
+    parser.add_argument("--tag", default="run", help="name of the results file")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args()
+    if args.method != "naima":
+        args.model_runs = max(args.model_runs, 20)
+    runs = []
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_camera_rate_{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    domain = 100 + os.getpid() % 50
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        for rate in args.rates.split(","):
+            domain += 1
+            run = run_once(width, height, float(rate), args, domain, tmp, args.tag)
+            runs.append(run)
+            print(describe(run), flush=True)
+    safe_tag = re.sub(r"[^A-Za-z0-9_.-]", "_", args.tag)
+    out = Path(args.out) / f"camera_rate_{safe_tag}_{datetime.date.today().isoformat()}.json"
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "cpu_count": os.cpu_count(),
+                               "runs": runs}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "camera":
+        camera(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]),
+               sys.argv[6])
+    elif len(sys.argv) > 1 and sys.argv[1] == "subscriber":
+        subscriber(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "model":
+        model_alone(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5],
+                    int(sys.argv[6]))
+    else:
+        main()
