@@ -75,6 +75,16 @@ def test_shared_root_precedence(tmp_path, monkeypatch):
         shared.load_rgbdd_train360(tmp_path / "arg")
 
 
+def test_installed_package_looks_next_to_the_current_folder(tmp_path, monkeypatch):
+    """Installed (no setup.py beside the package), the default follows the current folder, not site-packages."""
+    monkeypatch.delenv(shared.ENV_VAR, raising=False)
+    monkeypatch.setattr(shared, "_REPO_ROOT", tmp_path / "site-packages")
+    work = tmp_path / "robot" / "ws"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert shared.shared_data_root() == tmp_path / "robot" / "shared" / "data"
+
+
 def test_shared_layout_on_tiny_tree(tmp_path):
     folder = tmp_path / "gdsr_test" / "NYUDepthv2_Test"
     (folder / "RGB").mkdir(parents=True)

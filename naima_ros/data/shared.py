@@ -8,7 +8,8 @@ Layout:
     rgbdd_train360/RGB/<id>_RGB.jpg, Depth/<id>_HR_gt.png   uint16 mm, 384x512 (training only)
 
 The location is, in order of precedence: the ``root`` argument, the ``NAIMA_SHARED_DATA``
-environment variable, ``../shared/data`` relative to the repository root.
+environment variable, ``../shared/data`` relative to the repository root (a source checkout) or to
+the current folder (an installed package).
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def shared_data_root(root: str | os.PathLike | None = None) -> Path:
-    """Resolve the shared data folder: argument, then ``$NAIMA_SHARED_DATA``, then ``<repo>/../shared/data``.
+    """Resolve the shared data folder: argument, then ``$NAIMA_SHARED_DATA``, then ``../shared/data``.
 
-    The folder is not checked here; loaders raise DatasetError naming it if it is missing.
+    ``../shared/data`` is taken relative to the repository in a source checkout, and relative to the
+    current folder for an installed package (whose own location, site-packages or a colcon install,
+    says nothing about where the data is). The folder is not checked here; loaders raise
+    DatasetError naming it if it is missing.
     """
     if root is not None:
         return Path(root)
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    return (_REPO_ROOT / ".." / "shared" / "data").resolve()
+    base = _REPO_ROOT if (_REPO_ROOT / "setup.py").is_file() else Path.cwd()
+    return (base / ".." / "shared" / "data").resolve()
 
 
 def _pairs(rgb_dir: Path, depth_dir: Path, rgb_suffix: str, depth_suffix: str) -> list[tuple[str, Path, Path]]:
