@@ -71,7 +71,9 @@ def subscribe(count: int, timeout_s: float, done_file: str) -> None:
 
     rclpy.init()
     node = rclpy.create_node("delivery_subscriber")
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+    # history for every message: a subscriber process starved of CPU for a moment must not turn
+    # into a loss here, only the transport may
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=count,
                      reliability=ReliabilityPolicy.BEST_EFFORT)
     received, corrupt = set(), []
 
