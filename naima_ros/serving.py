@@ -214,7 +214,8 @@ class OutputCameraInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class ServedFrame:
-    """Everything the node publishes for one pair (with the depth message's header)."""
+    """Everything the node publishes for one pair: stamped like the depth message, in the RGB
+    camera's frame (the output is on the RGB camera's grid, with its K and P)."""
 
     depth_m: np.ndarray  # (H, W) float32 metres, NaN invalid
     image: EncodedImage  # depth_registered/image_rect
@@ -222,6 +223,7 @@ class ServedFrame:
     points: np.ndarray | None  # depth_registered/points payload (PCL layout), if asked
     intrinsics: Intrinsics
     model_s: float  # time in the predictor
+    frame_id: str = ""  # the RGB image's header.frame_id: the frame of every output
 
 
 def stamp_ns(stamp) -> int:
@@ -309,6 +311,8 @@ class FrameServer:
 
     def __init__(self, on_event: Callable[[str, str], None] | None = None):
         self.last_stamp: int | None = None  # depth stamp of the last served pair (ns)
+        # ((rgb w, h), (depth w, h)) of the last decoded pair, served or not: what arrives
+        self.last_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._on_event = on_event or (lambda name, message: None)
 
     def reset_time(self) -> None:
@@ -369,6 +373,7 @@ class FrameServer:
         if info is None:
             raise Drop("missing_camera_info", "no CameraInfo received yet for the RGB camera")
         rgb, depth_m, _ = decode_images(rgb_msg, depth_msg, config.max_input_pixels)
+        self.last_sizes = ((rgb.shape[1], rgb.shape[0]), (depth_m.shape[1], depth_m.shape[0]))
         s = int(predictor.scale)
         rgb, camera_info, intr = self._fit_sizes(rgb, depth_m, s, info, config)
 
@@ -393,6 +398,6 @@ class FrameServer:
                                      rgb=rgb if config.points_rgb else None,
                                      stride=config.points_stride)
         frame = ServedFrame(depth_hr, encode_depth(depth_hr, config.output_encoding),
-                            camera_info, points, intr, model_s)
+                            camera_info, points, intr, model_s, str(rgb_msg.header.frame_id))
         self.last_stamp = t_depth
         return frame

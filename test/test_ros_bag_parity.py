@@ -80,7 +80,8 @@ def recorded_pairs():
         rgb_m = rgb_msg(hdr, rgb)
         if rgb_encoding:
             rgb_m.encoding = rgb_encoding
-        d = depth_fn(hdr) if depth_fn else depth_msg(hdr, depth, "32FC1")
+        depth_hdr = header(stamp, "tof_optical_frame")  # registered to RGB, its own frame name
+        d = depth_fn(depth_hdr) if depth_fn else depth_msg(depth_hdr, depth, "32FC1")
         pairs.append((name, reason, rgb_m, d, info))
 
     def rgb(h=H, w=W):
@@ -221,7 +222,9 @@ def test_node_and_bag_run_serve_recorded_pairs_identically(method, request, tmp_
         bag_image, bag_info, bag_cloud = (offline[key][t] for t in (T.out_image, T.out_info,
                                                                     T.out_points))
         for ros, bag in ((image, bag_image), (info, bag_info), (cloud, bag_cloud)):
-            assert ros.header.frame_id == bag.header.frame_id == d.header.frame_id, name
+            # stamped like the depth, in the RGB camera's frame (its grid, its K)
+            assert ros.header.frame_id == bag.header.frame_id == rgb_m.header.frame_id, name
+            assert ros.header.stamp == to_rclpy(d, Image).header.stamp, name
         assert (image.encoding, image.height, image.width, image.step, image.is_bigendian) == \
             (bag_image.encoding, bag_image.height, bag_image.width, bag_image.step,
              bool(bag_image.is_bigendian)), name

@@ -9,7 +9,7 @@ from std_msgs.msg import Header
 from naima_ros.depth_codec import decode_depth, encode_depth
 from naima_ros.geometry import depth_to_points
 from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud
-from naima_ros.ros.diagnostics import NodeStats, WarningThrottle, status_message
+from naima_ros.ros.diagnostics import InputWatch, NodeStats, WarningThrottle, status_message
 from naima_ros.serving import (camera_info_image_size, decode_images, output_camera_info,
                                stamp_ns)
 
@@ -133,12 +133,59 @@ def test_node_stats_and_status_message():
     assert snap["input_rate_hz"] > 0
     model = {"checkpoint": "/x.safetensors", "preset": "light", "scale": 8, "device": "cpu",
              "precision": "fp32", "backbone": "b"}
-    arr = status_message("/ns/naima: depth", "cpu", header().stamp, snap, model, True, "idle", 3)
+    arr = status_message("/ns/naima: depth", "cpu", header().stamp, snap, model, "serving",
+                         "idle", 3)
     (status,) = arr.status
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.WARN  # drops since the last status
     assert values["dropped.size_mismatch"] == "2" and values["events.publisher_restart"] == "1"
     assert values["scale"] == "8" and values["ready"] == "True"
-    ok = status_message("n", "cpu", header().stamp, snap, model, True, "idle", 0).status[0]
-    not_ready = status_message("n", "cpu", header().stamp, snap, model, False, "idle", 0).status[0]
-    assert ok.level == DiagnosticStatus.OK and not_ready.level == DiagnosticStatus.ERROR
+
+    def status(state, recent=0, stall=None, swap="idle"):
+        s = status_message("n", "cpu", header().stamp, snap, model, state, swap, recent,
+                           stall).status[0]
+        return s.level, s.message
+
+    assert status("serving") == (DiagnosticStatus.OK, "running")
+    assert status("loading model m.safetensors x8") == (
+        DiagnosticStatus.WARN, "loading model m.safetensors x8, not serving yet")
+    assert status("failed: cannot start: no file") == (
+        DiagnosticStatus.ERROR, "model failed to load: cannot start: no file")
+    assert status("serving", stall="nothing served: why") == (DiagnosticStatus.WARN,
+                                                              "nothing served: why")
+    assert status("serving", swap="failed: bad tensors") == (
+        DiagnosticStatus.WARN, "model swap failed: bad tensors")
+    assert status("inactive") == (DiagnosticStatus.OK, "inactive")
+
+
+def test_input_watch_says_why_nothing_is_served():
+    topics = {"rgb": "/cam/color", "depth": "/tof/depth"}
+    ms = 1_000_000
+
+    def feed(watch, t0, n, depth_offset_ms, rgb=True, depth=True, period=0.1):
+        for i in range(n):
+            stamp = 10**12 + int((t0 + i * period) * 1e9)
+            if rgb:
+                watch.seen("rgb", stamp, now=t0 + i * period)
+            if depth:
+                watch.seen("depth", stamp + depth_offset_ms * ms, now=t0 + i * period + 0.01)
+
+    watch = InputWatch(topics, slop=0.02)
+    assert watch.stall(now=0.0) is None  # nothing arrived: not a stall
+    feed(watch, 0.0, 3, 25)
+    assert watch.stall(now=0.25) is None  # not yet a few periods
+    feed(watch, 0.3, 5, 25)
+    assert watch.stall(now=0.75) == ("nothing served for 0.8 s: no RGB/depth pair within slop "
+                                     "0.02 s: depth stamps trail RGB by 25 ms")
+    assert watch.stall(now=0.75, model_s=1.0) is None  # a slow model is not a stall
+    assert watch.stall(now=5.0) is None  # the inputs stopped: not a stall either
+    watch.served(now=0.75)
+    feed(watch, 0.8, 10, -40)
+    assert watch.stall(now=1.75).endswith("depth stamps lead RGB by 40 ms")
+    watch.dropped("size_mismatch", "rgb 56x40 is not 8 x depth 8x6", now=1.8)
+    assert watch.stall(now=1.8).endswith("pairs are dropped [size_mismatch]: rgb 56x40 is not "
+                                         "8 x depth 8x6")
+    exact = InputWatch(topics, slop=0.02, exact=True)
+    feed(exact, 0.0, 10, 0, depth=False)
+    assert exact.stall(now=0.95) == ("nothing served for 0.9 s: /cam/color arrives but "
+                                     "/tof/depth does not")

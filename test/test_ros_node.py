@@ -154,6 +154,7 @@ class Harness:
         self.lock = threading.Lock()
         self.images, self.infos, self.clouds = {}, {}, {}
         self.diag = {}
+        self.status = None  # (level, message) of the node's last /diagnostics status
         self.logs = []
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.make_publishers()
@@ -190,6 +191,9 @@ class Harness:
             if status.name.startswith(f"{self.ns}/naima:"):
                 with self.lock:
                     self.diag = {kv.key: kv.value for kv in status.values}
+                    self.status = (int.from_bytes(status.level, "little")
+                                   if isinstance(status.level, bytes) else int(status.level),
+                                   status.message)
 
     def _log(self, msg):
         with self.lock:
@@ -351,12 +355,13 @@ def test_outputs_image_camera_info_and_cloud(running):
     depth = lr_depth_m()
     depth[2, 3] = 0.0  # one invalid LR cell -> an 8 x 8 NaN block in the output
     rgb = rgb_msg(t)
-    dmsg = depth_msg(t, depth, frame="camera_color_optical_frame")
+    dmsg = depth_msg(t, depth, frame="tof_optical_frame")
     h.send(rgb, dmsg)
     image, info, cloud = h.output(t)
 
     assert (image.encoding, image.height, image.width) == ("32FC1", 48, 64)
-    assert image.header.frame_id == dmsg.header.frame_id
+    # the output lies on the RGB camera's grid with its K: the RGB frame, the depth stamp
+    assert image.header.frame_id == rgb.header.frame_id == "camera_color_optical_frame"
     assert (image.header.stamp.sec, image.header.stamp.nanosec) == (dmsg.header.stamp.sec,
                                                                     dmsg.header.stamp.nanosec)
     out, valid = decode_depth(image.data, image.encoding, image.height, image.width, image.step,
@@ -563,7 +568,8 @@ def test_publisher_restart_is_detected_and_serving_resumes(running):
     h.rgb_pub.publish(rgb_msg(next_stamp_ns()))
     h.destroy_publishers()
     wait_for(lambda: running.node._rgb_sub.get_publisher_count() == 0, what="publisher gone")
-    assert h.warnings("has no publisher") or wait_for(lambda: h.warnings("has no publisher"),
+    lost = f"{h.ns}/rgb/image_rect_color has no publisher"  # the resolved topic name
+    assert h.warnings(lost) or wait_for(lambda: h.warnings(lost),
                                                       what="publisher-lost warning")
     h.make_publishers()
     h.connect(running.node)
@@ -576,7 +582,7 @@ def test_burst_at_10x_serves_newest_and_counts_superseded(running):
     h = running.h
     running.up.delay_s = 1.0  # the model is now far slower than the burst
     try:
-        before_superseded = h.counter("dropped.superseded")
+        before_superseded = h.counter("events.superseded")
         before_pairs = h.counter("pairs_received")
         stamps = [next_stamp_ns() for _ in range(20)]
         for t in stamps:
@@ -586,15 +592,191 @@ def test_burst_at_10x_serves_newest_and_counts_superseded(running):
         # Inputs are best effort with a shallow history (sensor-data QoS): under load DDS itself may
         # discard part of a burst, so only "more than one pair arrived" is guaranteed.
         wait_for(lambda: h.counter("pairs_received") >= before_pairs + 2, what="burst pairs")
-        wait_for(lambda: h.counter("dropped.superseded") > before_superseded,
-                 what="superseded drops")
+        wait_for(lambda: h.counter("events.superseded") > before_superseded,
+                 what="superseded pairs")
         with h.lock:
             served = [t for t in stamps if divmod(t, 1_000_000_000) in h.images]
         assert len(served) < len(stamps)
-        assert h.warnings("[superseded]")
+        # normal with a camera faster than the model: an event, not a drop, not a warning
+        assert not h.warnings("superseded") and h.counter("dropped.superseded") == 0
     finally:
         running.up.delay_s = 0.0
     h.serve_good()
+
+
+def test_unpaired_or_dropped_inputs_warn_with_the_reason_then_ok(fresh):
+    """Inputs arrive but nothing is served: a WARN status that says why (and a log line), until
+    pairs are served again."""
+    r = fresh("/naima_stall", method="bicubic")
+    h = r.h
+    h.serve_good()
+    wait_for(lambda: h.status == (0, "running"), what="OK running")
+
+    def send_while(make, until):
+        def loop():
+            while not until.is_set():
+                t = next_stamp_ns()
+                h.send(*make(t))
+                time.sleep(0.1)
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
+
+    for make, why in (
+            # depth stamped 25 ms after RGB, slop 20 ms: the synchronizer pairs nothing
+            (lambda t: (rgb_msg(t), depth_msg(t + 25_000_000)),
+             "no RGB/depth pair within slop 0.02 s: depth stamps trail RGB by 25 ms"),
+            (lambda t: (rgb_msg(t + 30_000_000), depth_msg(t)),
+             "depth stamps lead RGB by 30 ms"),
+            # pairs, but every one is dropped
+            (lambda t: (rgb_msg(t, hh=40, ww=56), depth_msg(t)), "pairs are dropped "
+             "[size_mismatch]: rgb 56x40 is not 8 x depth 8x6")):
+        done = threading.Event()
+        thread = send_while(make, done)
+        try:
+            wait_for(lambda: h.status and h.status[0] == 1 and why in h.status[1],
+                     what=f"WARN '{why}'")
+            assert h.warnings(why)
+        finally:
+            done.set()
+            thread.join()
+        h.serve_good()
+        wait_for(lambda: h.status == (0, "running"), what="OK again once pairs are served")
+
+
+def test_startup_status_resolved_topics_and_error_when_the_model_fails(context):
+    """A WARN "loading model" status while the model loads, the ready line naming the remapped
+    topics, and an ERROR status when the model cannot be loaded."""
+    listener = rclpy.create_node("startup_listener", context=context)
+    statuses, logs = [], []
+
+    def diagnostics(msg):
+        statuses.extend((s.name, int.from_bytes(s.level, "little"), s.message)
+                        for s in msg.status if s.name.startswith("/naima_startup/naima:"))
+
+    listener.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 50)
+    listener.create_subscription(
+        Log, "/rosout", lambda m: logs.append(m.msg) if m.name == "naima_startup.naima" else None,
+        QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(listener)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    release, failure = threading.Event(), {}
+
+    def factory(method, **kwargs):
+        release.wait(TIMEOUT)  # the load lasts as long as the test wants
+        if failure:
+            raise RuntimeError(failure["why"])
+        return load_predictor(method, **kwargs)
+
+    def start(**kw):
+        made = {}
+
+        def construct():
+            try:
+                made["node"] = NaimaNode(
+                    namespace="/naima_startup", context=context, predictor_factory=factory,
+                    parameter_overrides=[Parameter("method", value="bicubic"),
+                                         Parameter("diagnostics_period", value=0.1),
+                                         Parameter("warmup_iterations", value=0)], **kw)
+            except ModelLoadError as exc:
+                made["error"] = exc
+        thread = threading.Thread(target=construct, daemon=True)
+        thread.start()
+        return thread, made
+
+    try:
+        thread, made = start(cli_args=["--ros-args", "-r",
+                                       "rgb/image_rect_color:=/cam/color/image_raw"])
+        wait_for(lambda: any(level == 1 and "loading bicubic x8" in message
+                             for _, level, message in statuses), what="WARN loading status")
+        release.set()
+        thread.join(TIMEOUT)
+        made["node"].destroy_node()
+        ready = wait_for(lambda: [m for m in logs if m.startswith("ready:")], what="ready line")
+        assert "in: /cam/color/image_raw, /naima_startup/depth/image_rect" in ready[0]
+        assert "out: /naima_startup/depth_registered/image_rect" in ready[0]
+
+        release.clear()
+        failure["why"] = "weights are corrupt"
+        statuses.clear()
+        thread, made = start()
+        wait_for(lambda: any(level == 1 for _, level, _ in statuses), what="WARN loading")
+        release.set()
+        thread.join(TIMEOUT)
+        assert "weights are corrupt" in str(made["error"])
+        wait_for(lambda: any(level == 2 and "model failed to load" in message
+                             and "weights are corrupt" in message
+                             for _, level, message in statuses), what="ERROR status")
+    finally:
+        release.set()
+        executor.shutdown(timeout_sec=5)
+        listener.destroy_node()
+
+
+def test_ctrl_c_mid_inference_shuts_down_cleanly(context):
+    """SIGINT while the model runs: exit status 0 and nothing on stderr about the publishers."""
+    import select
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, time
+        import naima_ros.model_slot as model_slot
+        from naima_ros.ros import node
+
+        load = model_slot.load_predictor
+
+        def slow(method, **kwargs):  # a baseline that takes 2 s per frame
+            predictor = load(method, **kwargs)
+            class Slow:
+                scale = predictor.scale
+                def describe(self):
+                    return predictor.describe()
+                def warmup(self, h, w):
+                    pass
+                def __call__(self, rgb, depth):
+                    print("inference started", flush=True)
+                    time.sleep(2.0)
+                    return predictor(rgb, depth)
+            return Slow()
+
+        model_slot.load_predictor = slow
+        sys.exit(node.main(["naima_node", "--ros-args", "-r", "__ns:=/naima_sigint",
+                            "-p", "method:=bicubic", "-p", "warmup_iterations:=0"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    harness = rclpy.create_node("sigint_harness", namespace="/naima_sigint", context=context)
+    try:
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        rgb_pub = harness.create_publisher(Image, "rgb/image_rect_color", qos)
+        depth_pub = harness.create_publisher(Image, "depth/image_rect", qos)
+        info_pub = harness.create_publisher(CameraInfo, "rgb/camera_info", qos)
+        wait_for(lambda: min(p.get_subscription_count() for p in (rgb_pub, depth_pub,
+                                                                   info_pub)) >= 1,
+                 what="the node's subscriptions")
+        for _ in range(20):  # until a pair reaches the model
+            info_pub.publish(camera_info())
+            time.sleep(0.2)
+            t = next_stamp_ns()
+            rgb_pub.publish(rgb_msg(t))
+            depth_pub.publish(depth_msg(t))
+            if select.select([proc.stdout], [], [], 2.0)[0]:
+                break
+        line = proc.stdout.readline()
+        assert line.strip() == "inference started", (line, proc.poll())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        harness.destroy_node()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "RCLError" not in err and "context is invalid" not in err, err
 
 
 def test_warnings_are_throttled_but_every_drop_counted(running):

@@ -24,9 +24,10 @@ class NearestPredictor:
         return np.kron(depth, np.ones((S, S), np.float32)).astype(np.float32)
 
 
-def msg(stamp_ns, pixels, encoding):
+def msg(stamp_ns, pixels, encoding, frame_id="rgb_optical"):
     sec, nanosec = divmod(stamp_ns, 1_000_000_000)
-    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec)),
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec),
+                                                  frame_id=frame_id),
                            height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
                            step=pixels.nbytes // pixels.shape[0], is_bigendian=0,
                            data=pixels.tobytes())
@@ -43,7 +44,8 @@ def info(width=W * S, height=H * S):
 def pair(stamp_ns, depth=None, rgb_encoding="rgb8"):
     depth = np.full((H, W), 2.0, np.float32) if depth is None else depth
     rgb = np.arange(H * S * W * S * 3, dtype=np.uint8).reshape(H * S, W * S, 3)
-    return msg(stamp_ns, rgb, rgb_encoding), msg(stamp_ns, depth.astype("<f4"), "32FC1")
+    return (msg(stamp_ns, rgb, rgb_encoding),
+            msg(stamp_ns, depth.astype("<f4"), "32FC1", frame_id="tof_optical"))
 
 
 def test_outputs_masked_to_the_range_and_encoded():
@@ -56,6 +58,7 @@ def test_outputs_masked_to_the_range_and_encoded():
     mm = np.frombuffer(frame.image.data, "<u2").reshape(H * S, W * S)
     np.testing.assert_array_equal(mm, np.nan_to_num(want * 1000).astype(np.uint16))
     assert frame.points is None and (frame.camera_info.width, frame.camera_info.height) == (8, 6)
+    assert frame.frame_id == "rgb_optical"  # the output is on the RGB camera's grid
     # P = 0 (an unrectified camera): the output P is [K | 0]
     np.testing.assert_allclose(frame.camera_info.p.reshape(3, 4)[:, :3],
                                frame.camera_info.k.reshape(3, 3))

@@ -55,8 +55,8 @@ def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config:
         Drop: the node would drop this pair (reason and message as the node's).
     """
     frame = server.serve(predictor, rgb_msg, depth_msg, info, config)
-    hdr = depth_msg.header
     t = TYPESTORE.types
+    hdr = t["std_msgs/msg/Header"](stamp=depth_msg.header.stamp, frame_id=frame.frame_id)
     enc, ci = frame.image, frame.camera_info
     out = [(topics.out_image, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width,
                                         enc.step, enc.is_bigendian)),

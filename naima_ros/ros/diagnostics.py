@@ -1,7 +1,14 @@
 """Node bookkeeping for `/diagnostics`: rates, latency percentiles, drops by reason, memory.
 
 `NodeStats` is thread-safe: the subscription callbacks, the worker thread and the diagnostics
-timer all write or read it. `status_message` turns a snapshot into a `diagnostic_msgs` status.
+timer all write or read it. `InputWatch` tells why nothing is served while inputs arrive.
+`status_message` turns a snapshot into a `diagnostic_msgs` status; its levels:
+
+- WARN "loading model ..." from the first second of start-up until the model is warm;
+- ERROR when the model failed to load (the node cannot serve);
+- WARN with the reason when inputs arrive but nothing was served for a few input periods
+  (`InputWatch.stall`), when real drops happened since the last status, or after a failed swap;
+- OK otherwise. Superseded pairs (input faster than the model) are normal: an event, not a WARN.
 """
 from __future__ import annotations
 
@@ -13,9 +20,12 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-__all__ = ["NodeStats", "WarningThrottle", "memory_rss_mb", "status_message"]
+__all__ = ["InputWatch", "NodeStats", "WarningThrottle", "memory_rss_mb", "status_message"]
 
 LATENCY_WINDOW = 200  # frames kept for the percentiles
+STALL_PERIODS = 5  # inputs arriving but nothing served for this many input periods is a stall
+STALL_MIN_S = 0.5  # ... and for at least this long
+STAMPS_KEPT = 20  # per input, for the input period and the RGB/depth stamp offset
 MODEL_KEYS = ("method", "checkpoint", "preset", "scale", "device", "precision", "backbone")
 
 
@@ -123,15 +133,96 @@ class NodeStats:
             }
 
 
-def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: dict,
-                   ready: bool, swap_state: str, recent_drops: int) -> DiagnosticArray:
-    """One DiagnosticArray holding the node's status; `model` is the served model's description.
+class InputWatch:
+    """Whether the inputs arrive while nothing is served, and why (thread-safe).
 
-    Level: ERROR until the model is loaded and warmed up, WARN if pairs were dropped since the
-    last status or the last model swap failed, OK otherwise.
+    Args:
+        topics: {"rgb": resolved RGB topic, "depth": resolved depth topic}.
+        slop: the synchronizer's slop (s); `exact`: identical stamps only.
     """
-    if not ready:
-        level, message = DiagnosticStatus.ERROR, "not ready: model loading"
+
+    def __init__(self, topics: dict[str, str], slop: float, exact: bool = False):
+        self.topics, self.slop, self.exact = topics, slop, exact
+        self._lock = threading.Lock()
+        self._seen = {key: collections.deque(maxlen=STAMPS_KEPT) for key in topics}
+        self._since: float | None = None  # first input arrival after the last served frame
+        self._last_drop: tuple[float, str, str] | None = None
+
+    def seen(self, key: str, stamp_ns: int, now: float | None = None) -> None:
+        """An input message arrived (`key` of `topics`)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._seen[key].append((now, stamp_ns))
+            if self._since is None:
+                self._since = now
+
+    def served(self, now: float | None = None) -> None:
+        with self._lock:
+            self._since = None
+
+    def dropped(self, reason: str, message: str, now: float | None = None) -> None:
+        with self._lock:
+            self._last_drop = (time.monotonic() if now is None else now, reason, message)
+
+    def _period_s(self) -> float | None:
+        gaps = [b[0] - a[0] for q in self._seen.values() for a, b in zip(q, list(q)[1:])]
+        return float(np.median(gaps)) if gaps else None
+
+    def stall(self, now: float | None = None, model_s: float = 0.0) -> str | None:
+        """Why nothing was served for a few input periods although inputs arrive, or None.
+
+        `model_s`: the model's recent time per frame (a slow model is not a stall).
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            period = self._period_s()
+            if self._since is None or period is None:
+                return None
+            window = max(STALL_PERIODS * period, STALL_MIN_S, 3.0 * model_s)
+            recent = {k for k, q in self._seen.items() if q and now - q[-1][0] <= window}
+            if not recent or now - self._since <= window:
+                return None
+            idle = f"nothing served for {now - self._since:.1f} s"
+            if len(recent) < len(self.topics):
+                (arriving,) = recent
+                (missing,) = set(self.topics) - recent
+                return (f"{idle}: {self.topics[arriving]} arrives but {self.topics[missing]} "
+                        f"does not")
+            if self._last_drop is not None and self._last_drop[0] >= self._since:
+                _, reason, message = self._last_drop
+                return f"{idle}: pairs are dropped [{reason}]: {message}"
+            return f"{idle}: {self._offset_reason()}"
+
+    def _offset_reason(self) -> str:
+        rgb = np.array([t for _, t in self._seen["rgb"]], dtype=np.int64)
+        depth = np.array([t for _, t in self._seen["depth"]], dtype=np.int64)
+        nearest = rgb[np.abs(depth[:, None] - rgb[None, :]).argmin(axis=1)]
+        offset_ms = float(np.median(depth - nearest)) / 1e6
+        how = "with identical stamps" if self.exact else f"within slop {self.slop:g} s"
+        side = "trail" if offset_ms > 0 else "lead"
+        return (f"no RGB/depth pair {how}: depth stamps {side} RGB by {abs(offset_ms):.0f} ms")
+
+
+def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: dict,
+                   state: str, swap_state: str, recent_drops: int,
+                   stall: str | None = None) -> DiagnosticArray:
+    """One DiagnosticArray holding the node's status; `model` is the served model's description
+    (or the one being loaded).
+
+    Args:
+        state: "loading: <what>", "failed: <why>" (the model could not be loaded), "inactive"
+            (a managed node not activated) or "serving".
+        stall: `InputWatch.stall`'s reason, if any.
+    """
+    ready = state == "serving"
+    if state.startswith("loading"):
+        level, message = DiagnosticStatus.WARN, f"{state}, not serving yet"
+    elif state.startswith("failed"):
+        level, message = DiagnosticStatus.ERROR, f"model failed to load: {state[7:].strip()}"
+    elif not ready:
+        level, message = DiagnosticStatus.OK, state
+    elif stall:
+        level, message = DiagnosticStatus.WARN, stall
     elif recent_drops or swap_state.startswith("failed"):
         level, message = DiagnosticStatus.WARN, (f"{recent_drops} pairs dropped since last status"
                                                  if recent_drops else f"model swap {swap_state}")

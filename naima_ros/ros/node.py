@@ -16,10 +16,12 @@ differences between distros `ros.compat`.
 
 Threading: the subscriptions (a reentrant callback group) only feed the synchronizer, whose
 callback stores the newest matched pair. One worker thread serves the newest pair and publishes,
-so a slow model never makes latency grow with queued frames; a replaced pair is counted as
-dropped (`superseded`). Parameter services and the diagnostics timer use the default group.
+so a slow model never makes latency grow with queued frames; a replaced pair is counted as an
+event (`superseded`: normal when the camera is faster than the model, not a warning).
+Parameter services and the diagnostics timer use the default group.
 
-Every output header is the depth image's header. Every rejected pair is a throttled warning and
+Every output is stamped like the depth image and carries the RGB image's frame_id (it lies on the
+RGB camera's grid, with its K and P). Every rejected pair is a throttled warning and
 a counted drop by reason in /diagnostics; the node stays up and serves the next good pair.
 `method`, `scale`, `checkpoint`, `device` and `precision` may change at run time: the new model
 is loaded and warmed up in the background and swapped in only on success; a failed load keeps the
@@ -36,18 +38,21 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
 
 from naima_ros.model_slot import ModelLoadError, ModelSlot, ModelSpec, check_spec
 from naima_ros.ros import compat
 from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud
-from naima_ros.ros.diagnostics import NodeStats, WarningThrottle, status_message
+from naima_ros.ros.diagnostics import InputWatch, NodeStats, WarningThrottle, status_message
 from naima_ros.ros.parameters import declare_parameters, result
 from naima_ros.ros.sync import make_synchronizer, subscriber_class
-from naima_ros.serving import MODEL_PARAMETERS, Drop, FrameServer, ServeConfig, check_parameters
+from naima_ros.serving import (MODEL_PARAMETERS, Drop, FrameServer, ServeConfig,
+                               check_parameters, stamp_ns)
 
 __all__ = ["ModelLoadError", "NaimaNode", "main"]
 
@@ -76,7 +81,6 @@ class NaimaNode(Node):
         self._stats = NodeStats()
         self._throttle = WarningThrottle(self._values["warn_throttle"])
         self._server = FrameServer(on_event=self._event)
-        self._ready = False
         self._info: CameraInfo | None = None
         self._pending = None  # (rgb, depth, monotonic receive time) of the newest pair
         self._cond = threading.Condition()
@@ -87,11 +91,29 @@ class NaimaNode(Node):
 
         self._slot = ModelSlot(predictor_factory, log_info=self.get_logger().info,
                                log_error=self.get_logger().error)
+        spec = self._spec()
+        self._state = (f"loading model {spec.checkpoint} x{spec.scale}" if spec.method == "naima"
+                       else f"loading {spec.method} x{spec.scale}")
+        self._watch = None  # InputWatch, once the subscriptions exist
+        self._sync = None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        loaded = threading.Event()
+        # the load blocks this thread for seconds: a status from the first second, not silence
+        threading.Thread(target=self._startup_status, args=(loaded,), name="naima_startup",
+                         daemon=True).start()
         try:
             self._slot.start(self._spec(), self._warmup())
-        except ModelLoadError:
+        except ModelLoadError as exc:
+            self._state = f"failed: {exc}"
+            loaded.set()
+            self._publish_status()
+            if hasattr(self._diag_pub, "wait_for_all_acked"):  # let monitors get the ERROR
+                self._diag_pub.wait_for_all_acked(Duration(seconds=1.0))
             super().destroy_node()
             raise
+        finally:
+            loaded.set()
+        self._state = "serving"
         self._native_post_set = compat.add_parameter_callbacks(
             self, self.validate_parameters_callback, self.parameters_set_callback)
 
@@ -100,12 +122,10 @@ class NaimaNode(Node):
         self._info_pub = self.create_publisher(CameraInfo, "depth_registered/camera_info",
                                                out_qos)
         self._points_pub = self.create_publisher(PointCloud2, "depth_registered/points", out_qos)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._worker = threading.Thread(target=self._worker_loop, name="naima_worker",
                                         daemon=True)
         self._worker.start()
-        self._ready = True
 
         in_qos = self._qos("input")
         group = ReentrantCallbackGroup()
@@ -128,13 +148,24 @@ class NaimaNode(Node):
                                        exact=self._values["exact_sync"],
                                        use_message_filters=use_message_filters)
         self._sync.registerCallback(self.pair_callback)
+        self._topics = {topic: getattr(sub, "sub", sub).topic_name  # resolved, remapped
+                        for topic, sub in ((RGB_TOPIC, self._rgb_sub),
+                                           (DEPTH_TOPIC, self._depth_sub))}
+        self._watch = InputWatch({"rgb": self._topics[RGB_TOPIC],
+                                  "depth": self._topics[DEPTH_TOPIC]},
+                                 self._values["slop"], self._values["exact_sync"])
+        for key, sub in (("rgb", self._rgb_sub), ("depth", self._depth_sub)):
+            sub.registerCallback(self._input_seen, key)
         self._info_sub = self.create_subscription(CameraInfo, "rgb/camera_info",
                                                   self.camera_info_callback, in_qos,
                                                   callback_group=group)
         self._diag_timer = self.create_timer(self._values["diagnostics_period"],
                                              self.diagnostics_callback)
-        self.get_logger().info(f"ready: {self._slot.model.summary()}; "
-                               f"{self._slot.model.describe()}")
+        outputs = (self._image_pub, self._info_pub, self._points_pub)
+        self.get_logger().info(
+            f"ready: {self._slot.model.summary()}; {self._slot.model.describe()}; in: "
+            f"{', '.join(self._topics.values())}, {self._info_sub.topic_name}; out: "
+            f"{', '.join(p.topic_name for p in outputs)}")
 
     # ------------------------------------------------------------------ parameters
     def _spec(self, values=None) -> ModelSpec:
@@ -186,19 +217,23 @@ class NaimaNode(Node):
 
     def matched_callback(self, topic: str, info) -> None:
         """Track publishers: a lost and returning publisher is a restart; stale halves go."""
+        name = getattr(self, "_topics", {}).get(topic, topic)  # resolved (remapped) name
         if info.current_count == 0 and info.current_count_change < 0:
             self._lost_publishers.add(topic)
-            self._warn("publisher_lost", f"{topic} has no publisher any more")
+            self._warn("publisher_lost", f"{name} has no publisher any more")
         elif info.current_count_change > 0 and topic in self._lost_publishers:
             self._lost_publishers.discard(topic)
             stale = self._sync.reset() if hasattr(self._sync, "reset") else 0
             self._server.reset_time()  # a restarted driver may restart its clock
             n = self._stats.event("publisher_restart")
-            self._warn("publisher_restart", f"{topic} publisher restarted ({n} restarts); "
+            self._warn("publisher_restart", f"{name} publisher restarted ({n} restarts); "
                        f"discarded {stale} unmatched queued messages")
 
     def camera_info_callback(self, msg: CameraInfo) -> None:
         self._info = msg
+
+    def _input_seen(self, msg, key: str) -> None:
+        self._watch.seen(key, stamp_ns(msg.header.stamp))
 
     def pair_callback(self, rgb_msg: Image, depth_msg: Image) -> None:
         """Keep only the newest pair for the worker."""
@@ -207,9 +242,8 @@ class NaimaNode(Node):
             superseded = self._pending is not None
             self._pending = (rgb_msg, depth_msg, time.monotonic())
             self._cond.notify()
-        if superseded:
-            self._drop("superseded", "input faster than the model: an unprocessed pair was "
-                       "replaced by a newer one")
+        if superseded:  # input faster than the model: normal, counted, not a warning
+            self._stats.event("superseded")
 
     def diagnostics_callback(self) -> None:
         if self._publisher_watch is not None:
@@ -221,14 +255,33 @@ class NaimaNode(Node):
                 self._stats.event("sync_unmatched")
             self._last_unmatched = sync_dropped
         self._stats.roll_period()
+        self._publish_status()
+
+    def _publish_status(self) -> None:
         snap = self._stats.snapshot()
         recent = snap["dropped_total"] - self._last_dropped_total
         self._last_dropped_total = snap["dropped_total"]
-        described = self._slot.model.describe()
+        model = self._slot.model
+        described = model.describe() if model else {"method": self._values["method"]}
+        stall = None
+        if self._watch is not None and self._state == "serving":
+            model_ms = snap["model_p50_ms"]
+            stall = self._watch.stall(model_s=0.0 if model_ms != model_ms else model_ms / 1e3)
+            if stall:
+                self._warn("stall", stall)
         self._diag_pub.publish(status_message(
             f"{self.get_fully_qualified_name()}: depth super-resolution",
             described.get("device") or "cpu", self.get_clock().now().to_msg(), snap, described,
-            self._ready, self._slot.state, recent))
+            self._state, self._slot.state, recent, stall))
+
+    def _startup_status(self, loaded: threading.Event) -> None:
+        """Publish the loading status every diagnostics period until the model is loaded."""
+        while not loaded.is_set():
+            try:
+                self._publish_status()
+            except Exception:  # noqa: BLE001 (the node is being destroyed: nothing to tell)
+                return
+            loaded.wait(self._values["diagnostics_period"])
 
     # ------------------------------------------------------------------ worker
     def _warn(self, key: str, message: str) -> None:
@@ -240,6 +293,8 @@ class NaimaNode(Node):
 
     def _drop(self, reason: str, message: str) -> None:
         n = self._stats.drop(reason)
+        if self._watch is not None:
+            self._watch.dropped(reason, message)
         self._warn(reason, f"dropped pair [{reason}] (#{n}): {message}")
 
     def _worker_loop(self) -> None:
@@ -255,6 +310,8 @@ class NaimaNode(Node):
             except Drop as drop:
                 self._drop(drop.reason, str(drop))
             except Exception as exc:  # noqa: BLE001 (the worker must survive anything)
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shut down mid-inference (Ctrl-C): the publishers are gone, quietly
                 self._drop("internal_error", f"{type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
 
@@ -263,12 +320,15 @@ class NaimaNode(Node):
         model = self._slot.model  # one model for the whole frame, even if a swap lands meanwhile
         config = self._config
         frame = self._server.serve(model.predictor, rgb_msg, depth_msg, self._info, config)
-        header = depth_msg.header
+        if self._stop.is_set() or not self.context.ok():
+            return  # shutting down while the model ran
+        header = Header(stamp=depth_msg.header.stamp, frame_id=frame.frame_id)
         self._image_pub.publish(depth_image(frame.image, header))
         self._info_pub.publish(camera_info_msg(frame.camera_info, header))
         if frame.points is not None:
             self._points_pub.publish(points_cloud(frame.points, header))
         self._stats.frame_published(time.monotonic() - t_received, frame.model_s)
+        self._watch.served()
 
     def destroy_node(self) -> None:
         self._stop.set()
