@@ -10,7 +10,9 @@ HUMBLE_PYTHON ?= $(PYENV_ROOT)/versions/3.10.13/bin/python
 JAZZY_VENV ?= .venv-jazzy
 PY310_VENV ?= .venv-py310
 # The Jazzy job: the node over DDS with a baseline method (no torch in that venv).
-JAZZY_TESTS ?= test/test_packaging_ros_runtime.py test/test_ros_node.py test/test_ros_conversions.py test/test_ros_sync.py
+JAZZY_TESTS ?= test/test_packaging_ros_runtime.py test/test_ros_node.py test/test_ros_bag_parity.py \
+  test/test_ros_compat.py test/test_ros_conversions.py test/test_ros_sync.py test/test_serving.py \
+  test/test_model_slot.py test/test_resources.py
 # The Humble-Python job: ROS-free, torch-free suites on Python 3.10 with the robot's pins.
 PY310_TESTS ?= test/test_depth_codec.py test/test_geometry.py test/test_image_transport.py test/test_registration.py \
   test/test_data_synthetic.py test/test_data_benchmarks.py test/test_data_registry.py test/test_data_nyu.py \
