@@ -26,6 +26,7 @@ IMPORT_TO_ROSDEP = {
     "ament_index_python": "ament_index_python",
     "sensor_msgs": "sensor_msgs",
     "std_msgs": "std_msgs",
+    "builtin_interfaces": "builtin_interfaces",
     "diagnostic_msgs": "diagnostic_msgs",
     "message_filters": "message_filters",
     "launch": "launch",
