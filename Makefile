@@ -63,6 +63,7 @@ define make_venv
 endef
 # $(1) venv, $(2) test files. pytest's own script, so that `naima_ros` is the installed copy, not the source tree.
 define test_installed
+	rm -rf build  # setuptools' build/lib keeps files deleted from the source: they would be installed too
 	$(1)/bin/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation --use-pep517 --force-reinstall .
 	@! $(1)/bin/python -c "import torch" 2>/dev/null || { echo "$(1) must not have torch"; exit 1; }
 	NAIMA_SHARED_DATA=$(abspath $(SHARED_DATA)) $(1)/bin/pytest -q -p no:cacheprovider $(2)
