@@ -220,8 +220,8 @@ def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 class Proc:
     """A child process whose output lines are collected by a thread."""
 
-    def __init__(self, cmd, env):
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+    def __init__(self, cmd, env, cwd=None):
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -277,8 +277,8 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     for extra in args.node_param:
         node_cmd += ["-p", extra]
-    node_env = dict(env, PYTHONPATH=args.node_pythonpath) if args.node_pythonpath else env
-    node = Proc(node_cmd, node_env)
+    # an older tree for the node: first on sys.path (`-m` puts the working directory first)
+    node = Proc(node_cmd, env, cwd=args.node_pythonpath or None)
     sub = cam = spy = None
     profile = None
     try:
@@ -365,8 +365,8 @@ def main() -> None:
     parser.add_argument("--node-param", action="append", default=[],
                         help="extra node parameter NAME:=VALUE")
     parser.add_argument("--node-pythonpath", default="",
-                        help="PYTHONPATH of the node only (e.g. an exported older naima_ros, to "
-                             "measure before/after in one session)")
+                        help="run the node from this directory (e.g. `git archive` of an older "
+                             "naima_ros with its checkpoints), to measure before/after alike")
     parser.add_argument("--pyspy", type=float, default=0.0, help="py-spy seconds (0: off)")
     parser.add_argument("--tag", default="run", help="name of the results file")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))

@@ -268,12 +268,14 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
 
 def _load(reader: BagReader, method, checkpoint, scale, device, precision, topics: Topics):
     """The predictor the node would load for these settings, and its checkpoint file."""
+    from naima_ros import runtime
     from naima_ros.model_slot import ModelSlot, ModelSpec
 
     if scale is None:
         scale = bag_scale(reader, topics) or DEFAULTS["scale"]
     template = DEFAULTS["checkpoint"] if checkpoint is None else str(checkpoint)
     spec = ModelSpec(method, template, int(scale), device, precision)
+    runtime.set_torch_threads(DEFAULTS["torch_threads"])  # the node's threads: the same bits
     try:
         model = ModelSlot().load(spec)
     except FileNotFoundError as exc:

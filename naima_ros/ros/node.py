@@ -14,8 +14,9 @@ the output arrays) is `naima_ros.serving`, the model and its swaps `naima_ros.mo
 parameter table `naima_ros.serving.PARAMETERS` (descriptors in `ros.parameters`), and the rclpy
 differences between distros `ros.compat`.
 
-Threading: the subscriptions (a reentrant callback group) only feed the synchronizer, whose
-callback stores the newest matched pair. One worker thread serves the newest pair and publishes,
+Threading: the subscriptions only feed the synchronizer, whose callback stores the newest matched
+pair; they take the images serialized (`raw`), so a superseded frame is never deserialized.
+`main()` spins one executor thread. One worker thread serves the newest pair and publishes,
 so a slow model never makes latency grow with queued frames; a replaced pair is counted as an
 event (`superseded`: normal when the camera is faster than the model, not a warning).
 Parameter services and the diagnostics timer use the default group.
@@ -37,7 +38,7 @@ import traceback
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -45,18 +46,20 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from naima_ros import runtime
 from naima_ros.model_slot import ModelLoadError, ModelSlot, ModelSpec, check_spec
 from naima_ros.ros import compat
 from naima_ros.ros.conversions import camera_info_msg, depth_image, points_cloud
 from naima_ros.ros.diagnostics import InputWatch, NodeStats, WarningThrottle, status_message
 from naima_ros.ros.parameters import declare_parameters, result
-from naima_ros.ros.sync import make_synchronizer, subscriber_class
+from naima_ros.ros.sync import Subscriber, deserialized, make_synchronizer
 from naima_ros.serving import (MODEL_PARAMETERS, Drop, FrameServer, ServeConfig,
                                check_parameters, stamp_ns)
 
 __all__ = ["ModelLoadError", "NaimaNode", "main"]
 
 RGB_TOPIC, DEPTH_TOPIC = "rgb/image_rect_color", "depth/image_rect"
+MALLOC_TUNING: dict | str = "off"  # what main() set (a node in someone else's process: nothing)
 
 
 class NaimaNode(Node):
@@ -101,6 +104,10 @@ class NaimaNode(Node):
         # the load blocks this thread for seconds: a status from the first second, not silence
         threading.Thread(target=self._startup_status, args=(loaded,), name="naima_startup",
                          daemon=True).start()
+        # before the model loads (the allocator is tuned by main(), before anything allocates)
+        self.tuning = {"malloc": MALLOC_TUNING,
+                       "torch_threads": runtime.set_torch_threads(self._values["torch_threads"])}
+        self.get_logger().info(f"process tuning: {self.tuning}")
         try:
             self._slot.start(self._spec(), self._warmup())
         except ModelLoadError as exc:
@@ -129,9 +136,10 @@ class NaimaNode(Node):
 
         in_qos = self._qos("input")
         group = ReentrantCallbackGroup()
-        subscriber = subscriber_class(use_message_filters)
+        # raw: the synchronizer needs only stamps; the worker deserializes the pair it serves,
+        # so the frames it supersedes cost a copy of their bytes, not a Python message each
         self._rgb_sub, self._depth_sub = (
-            subscriber(self, Image, topic, qos_profile=in_qos, callback_group=group,
+            Subscriber(self, Image, topic, qos_profile=in_qos, raw=True, callback_group=group,
                        event_callbacks=compat.matched_event_callbacks(
                            lambda info, topic=topic: self.matched_callback(topic, info)))
             for topic in (RGB_TOPIC, DEPTH_TOPIC))
@@ -319,6 +327,7 @@ class NaimaNode(Node):
         """Serve one pair with `serving` and publish its outputs; raises Drop to reject it."""
         model = self._slot.model  # one model for the whole frame, even if a swap lands meanwhile
         config = self._config
+        rgb_msg, depth_msg = deserialized(rgb_msg, Image), deserialized(depth_msg, Image)
         frame = self._server.serve(model.predictor, rgb_msg, depth_msg, self._info, config)
         if self._stop.is_set() or not self.context.ok():
             return  # shutting down while the model ran
@@ -342,11 +351,16 @@ class NaimaNode(Node):
 
 def main(args=None) -> int:
     """Entry point of `naima_node`: `naima_node --ros-args --params-file ... -r ...`."""
+    global MALLOC_TUNING
+    MALLOC_TUNING = runtime.tune_malloc()  # naima_ros.runtime: why, and what it sets
     rclpy.init(args=args)
     node = None
     try:
         node = NaimaNode()
-        executor = MultiThreadedExecutor()
+        # one executor thread: the callbacks only store messages (the worker thread serves);
+        # a MultiThreadedExecutor's hand-offs took 4x its CPU at 30 Hz (README "Serving at
+        # camera rate"), CPU and GIL time the forward pass needs
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except ModelLoadError as exc:
