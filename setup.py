@@ -30,7 +30,7 @@ setup(
         "console_scripts": [
             "naima_node = naima_ros.ros.node:main",
             "naima-info = naima_ros.info:main",
-            "naima-convert = naima_ros.model.convert:main",
+            "naima-convert = naima_ros.convert_cli:main",
             "naima-train = naima_ros.train:main",
             "naima-eval = naima_ros.eval.run:main",
             "naima-bag = naima_ros.bags.cli:main",

@@ -20,6 +20,7 @@ Usage:
     .venv/bin/python bench/bench_model.py                       # light, x4/x8/x16, fp32+bf16, both allocators
     .venv/bin/python bench/bench_model.py --big                 # + naima/reference x8
     .venv/bin/python bench/bench_model.py --quick --scales 8    # a short look while developing
+    .venv/bin/python bench/bench_model.py --presets light,light_guided --scales 8 --precisions fp32 --allocators tuned
 Writes bench/results/model_<date>.json and prints a table. See bench/README.md.
 """
 from __future__ import annotations
@@ -186,12 +187,12 @@ def machine() -> dict:
 
 
 def table(results: dict) -> str:
-    lines = [f"{'preset':<10}{'x':>3} {'prec':<5}{'alloc':<8}{'net size':>10}{'GFLOP':>8}{'ms':>9}"
+    lines = [f"{'preset':<13}{'x':>3} {'prec':<5}{'alloc':<8}{'net size':>10}{'GFLOP':>8}{'ms':>9}"
              f"{'GFLOP/s':>9}{'conv':>8}{'ratio':>7}{'RSS MB':>9}{'faults':>9}"]
     for run in results["runs"]:
         for case in run["cases"]:
             conv = run["conv"][case["precision"]]["gflops_per_s"]
-            lines.append(f"{case['preset']:<10}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
+            lines.append(f"{case['preset']:<13}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
                          f"{'x'.join(map(str, case['network_size'])):>10}{case['flops'] / 1e9:>8.1f}"
                          f"{case['median_s'] * 1e3:>9.1f}{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
                          f"{case['ratio_to_conv']:>7.2f}{case['peak_rss_mb']:>9.0f}"
@@ -201,7 +202,8 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", default="4,8,16", help="scales of the light preset (default 4,8,16)")
+    parser.add_argument("--scales", default="4,8,16", help="scales of the light presets (default 4,8,16)")
+    parser.add_argument("--presets", default="light", help="comma-separated light presets (light, light_guided)")
     parser.add_argument("--big", action="store_true", help="also naima and reference at x8 (slow)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--allocators", default="default,tuned", help="comma-separated: default, tuned")
@@ -226,7 +228,10 @@ def main(argv=None) -> int:
     if not (set(precisions) <= set(PRECISIONS) and set(allocators) <= set(ALLOCATORS) and set(scales) <= {4, 8, 16}):
         parser.error(f"precisions from {PRECISIONS}, allocators from {ALLOCATORS}, scales from 4,8,16")
     height, width = (int(v) for v in args.size.lower().split("x"))
-    cases = [("light", s) for s in scales] + ([("naima", 8), ("reference", 8)] if args.big else [])
+    presets = [p for p in args.presets.split(",") if p]
+    if not set(presets) <= {"light", "light_guided"}:
+        parser.error("--presets from light, light_guided (--big adds naima and reference)")
+    cases = [(p, s) for p in presets for s in scales] + ([("naima", 8), ("reference", 8)] if args.big else [])
     config = {"cases": cases, "precisions": precisions, "runs": args.runs, "warmup": args.warmup,
               "height": height, "width": width, "threads": args.threads}
     started = time.perf_counter()

@@ -5,10 +5,12 @@ One file holds everything inference needs. The safetensors header's ``__metadata
 
     {"format": "naima_ros.checkpoint", "version": 1, "preset": "light", "scale": 8,
      "config": {...NaimaConfig...}, "overrides": {...}, "backbone": {"identity": ..., "seed": 0 | null},
+     "semantic_encoder": {"name": ..., "pretrained": ..., "identity": ..., "seed": ...,
+                          "rgb_normalisation": {...}},
      "training": {...}, "metrics": {...}, "git": "<sha>", "created": "<UTC ISO time>", ...}
 
 A frozen random backbone (no DINOv2 file available) is not stored: its seed is, and
-``naima_ros.model.convert.seeded_backbone_state`` regenerates it bit for bit. Every other tensor,
+``naima_ros.model.encoders.seeded_backbone_state`` regenerates it bit for bit. Every other tensor,
 including a pretrained backbone and the reference's random position table, is stored. Writes go
 to a temporary file first and are moved into place with ``os.replace``, so a kill at any moment
 leaves either the old or the new file.
@@ -19,17 +21,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from naima_ros.model.convert import seeded_backbone_state
+from naima_ros.fsio import atomic_write
+from naima_ros.model.encoders import encoder_metadata, use_seeded_backbone
 from naima_ros.model.naima import PRESETS, Naima, NaimaConfig, build_model, preset_config
+
+__all__ = ["CheckpointError", "atomic_write", "load_checkpoint", "read_metadata", "save_checkpoint",
+           "state_dict_mismatch", "use_seeded_backbone"]  # atomic_write, use_seeded_backbone: re-exported
 
 FORMAT = "naima_ros.checkpoint"
 VERSION = 1
@@ -39,15 +43,6 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, truncated or does not fit what was asked for."""
 
 
-def use_seeded_backbone(model: Naima, seed: int) -> Naima:
-    """Give ``model`` the random frozen backbone regenerated from ``seed`` (see ``seeded_backbone_state``)."""
-    model.backbone.load_state_dict(seeded_backbone_state(model.backbone, seed))
-    model.backbone.requires_grad_(False)
-    model.backbone_seed = seed
-    model.backbone_identity = f"random-seeded:{seed} (UNTRAINED semantic features: no DINOv2 file)"
-    return model
-
-
 def git_revision() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -55,24 +50,6 @@ def git_revision() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the file into place; the temporary is removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and some writers) make 0600; share it like any file
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_checkpoint(path: str | Path, model: Naima, *, preset: str, training: dict | None = None,
@@ -87,6 +64,7 @@ def save_checkpoint(path: str | Path, model: Naima, *, preset: str, training: di
         "format": FORMAT, "version": VERSION, "preset": preset, "scale": config.scale,
         "config": config.to_dict(), "overrides": overrides,
         "backbone": {"identity": model.backbone_identity, "seed": seed, "stored": seed is None},
+        "semantic_encoder": encoder_metadata(model),
         "training": training or {}, "metrics": metrics or {}, "git": git_revision(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -172,4 +150,6 @@ def load_checkpoint(path: str | Path, *, expect_scale: int | None = None, expect
     model.load_state_dict(state, strict=True)
     model.backbone_identity = meta.get("backbone", {}).get("identity", "unknown")
     model.backbone_seed = seed
+    # Checkpoints written before the encoder was pluggable: pretrained unless the ViT was the seeded random one.
+    model.backbone_pretrained = bool(meta.get("semantic_encoder", {}).get("pretrained", seed is None))
     return model.to(device).eval(), meta

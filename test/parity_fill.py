@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from naima_ros.model.convert import splitmix_uniform
+from naima_ros.model.encoders import splitmix_uniform
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from naima_ros.checkpoint import (CheckpointError, atomic_write, load_checkpoint, read_metadata, save_checkpoint,
                                   use_seeded_backbone)
 from naima_ros.model import build_model
-from naima_ros.model import convert as convert_mod
+from naima_ros import convert_cli as convert_mod
 from parity_fill import filled_reference_state_dict, load_fixture, reference_keys
 
 

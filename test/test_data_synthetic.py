@@ -85,3 +85,69 @@ def test_degradations():
                                                 edge_hole_prob=0, dark_hole_prob=0, max_range_m=100))
     np.testing.assert_array_equal(clean[0], scene.depth_m)
     assert clean[1].all()
+
+
+def _colour_gradient_at_depth_discontinuities(style, seeds=range(6)):
+    """Mean colour-gradient magnitude at depth discontinuities (≥ 10 % jump) ÷ elsewhere."""
+    from scipy import ndimage
+
+    ratios = []
+    for seed in seeds:
+        scene = S.generate_scene(seed, 192, 256, style=style)
+        z = scene.depth_m.astype(np.float64)
+        jump = np.zeros(z.shape, bool)
+        jump[1:] |= np.abs(np.diff(z, axis=0)) / np.minimum(z[1:], z[:-1]) > 0.1
+        jump[:, 1:] |= np.abs(np.diff(z, axis=1)) / np.minimum(z[:, 1:], z[:, :-1]) > 0.1
+        jump = ndimage.binary_dilation(jump)
+        rgb = scene.rgb.astype(np.float64)
+        grad = sum(np.hypot(ndimage.sobel(rgb[..., c], 0), ndimage.sobel(rgb[..., c], 1)) for c in range(3))
+        ratios.append(grad[jump].mean() / grad[~jump].mean())
+    return float(np.mean(ratios))
+
+
+def test_benchmark_style_puts_colour_edges_on_object_boundaries():
+    """Colour gradients concentrate on depth discontinuities more than in the decorrelated default
+    (measured: 2.58 vs 2.12 over seeds 0-5)."""
+    default = _colour_gradient_at_depth_discontinuities(S.SceneStyle())
+    benchmark = _colour_gradient_at_depth_discontinuities(S.BENCHMARK_STYLE)
+    assert benchmark > 1.15 * default, (benchmark, default)
+
+
+def test_procedural_scenes_are_lazy_deterministic_and_partly_inverse():
+    scenes = S.ProceduralScenes(6, (64, 96), seed=5, inverse_depth_prob=0.5)
+    again = S.ProceduralScenes(6, (64, 96), seed=5, inverse_depth_prob=0.5)
+    assert len(scenes) == 6 and not scenes._cache
+    kinds = []
+    for i in range(6):
+        a, b = scenes[i], again[i]
+        assert np.array_equal(a.depth, b.depth) and np.array_equal(a.rgb, b.rgb) and a.name == b.name
+        kinds.append(a.unit)
+        clean = S.generate_scene(5 + i, 64, 96, style=S.BENCHMARK_STYLE).depth_m
+        expected = 1.0 / clean if a.unit == "1/m" else clean
+        np.testing.assert_allclose(a.depth, expected, rtol=1e-6)
+        assert a.minmax == (float(a.depth.min()), float(a.depth.max()))
+    assert set(kinds) == {"m", "1/m"}
+    assert scenes[-1] is scenes[5]
+    with pytest.raises(IndexError, match="scene 6 out of range for 6 scenes"):
+        scenes[6]
+
+
+def test_tof_degradation_of_an_lr_input():
+    """A step edge (near 0.2 | far 0.8) with a dark patch: holes at the edge and on the dark patch, flying
+    pixels between the two sides, noise growing with depth; holes are filled from valid neighbours."""
+    depth = np.full((40, 40), 0.2)
+    depth[:, 20:] = 0.8
+    grey = np.full((40, 40), 0.5)
+    grey[5:15, 2:12] = 0.0
+    config = S.ToFConfig(blob_holes=0.0)
+    out, valid = S.degrade_lr_depth(depth, grey, np.random.default_rng(0), config)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert (~valid[5:15, 2:12]).mean() > 0.4  # dark surface
+    assert (~valid[:, 18:22]).mean() > 0.15 and valid[:, 30:].mean() > 0.99  # edge holes, not elsewhere
+    edge = out[:, 19:21][valid[:, 19:21]]
+    assert ((edge > 0.3) & (edge < 0.7)).any()  # flying pixels in between
+    assert np.std(out[:, 30:] - 0.8) > 2 * np.std(out[20:, 2:12] - 0.2)  # noise grows with depth
+    # filled holes take valid values (no zeros, nothing outside the noisy range)
+    assert out.min() > 0.1 and out.max() < 0.95
+    again, _ = S.degrade_lr_depth(depth, grey, np.random.default_rng(0), config)
+    assert np.array_equal(out, again)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from naima_ros.model.convert import backbone_state_from_file, load_backbone_weights, seeded_backbone_state
+from naima_ros.model.convert import backbone_state_from_file
+from naima_ros.model.encoders import load_dinov2_weights, seeded_backbone_state
 from naima_ros.model.dinov2 import DinoV2
 
 transformers = pytest.importorskip("transformers", reason="transformers (dev dependency) is needed for the HF check")
@@ -37,7 +38,7 @@ def test_meta_pth_layout_loads_exactly(tmp_path):
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(sd, path)
     backbone = DinoV2(pos_grid=30)  # the reference's own table size: the file's 37² table replaces it
-    load_backbone_weights(backbone, path)
+    load_dinov2_weights(backbone, path)
     own = backbone.state_dict()
     assert own["pos_embed"].shape == (1, 1370, 384)
     for key, value in sd.items():
@@ -51,7 +52,7 @@ def test_meta_pth_reference_mode_keeps_random_pos_embed(tmp_path):
     torch.save(sd, path)
     backbone = DinoV2(pos_grid=32)
     before = backbone.pos_embed.detach().clone()
-    load_backbone_weights(backbone, path, keep_pos_embed=True)
+    load_dinov2_weights(backbone, path, keep_pos_embed=True)
     assert torch.equal(backbone.pos_embed, before)
     assert torch.equal(backbone.blocks[3].mlp.fc1.weight, sd["blocks.3.mlp.fc1.weight"])
 
@@ -73,14 +74,14 @@ def test_wrong_shapes_and_missing_keys_are_named(tmp_path):
     sd["blocks.0.attn.qkv.weight"] = torch.zeros(10, 384)
     torch.save(sd, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match=r"blocks.0.attn.qkv.weight has shape \(10, 384\)"):
-        load_backbone_weights(DinoV2(), tmp_path / "bad.pth")
+        load_dinov2_weights(DinoV2(), tmp_path / "bad.pth")
     sd = official_meta_state()
     del sd["norm.weight"]
     torch.save(sd, tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="missing.pth: not a DINOv2 ViT-S/14 state dict; missing .*norm.weight"):
-        load_backbone_weights(DinoV2(), tmp_path / "missing.pth")
+        load_dinov2_weights(DinoV2(), tmp_path / "missing.pth")
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        load_backbone_weights(DinoV2(), tmp_path / "nowhere.pth")
+        load_dinov2_weights(DinoV2(), tmp_path / "nowhere.pth")
 
 
 def hf_model(image_size: int):
@@ -115,7 +116,7 @@ def test_hf_safetensors_layout_matches_transformers(tmp_path, image_hw, file_nam
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(distributed_hf_names(sd) if file_names == "distributed" else sd, str(path))
     backbone = DinoV2(pos_grid=4, taps=(2, 5, 8, 11))
-    load_backbone_weights(backbone, path)
+    load_dinov2_weights(backbone, path)
     x = torch.randn(2, 3, *image_hw)
     with torch.no_grad():
         ours = backbone(x)

@@ -249,7 +249,7 @@ def test_splitmix_rule_matches_parity_md_definition():
     """Independent scalar re-statement of the PARITY.md fill rule for a few indices."""
     import zlib
 
-    from naima_ros.model.convert import splitmix_uniform
+    from naima_ros.model.encoders import splitmix_uniform
 
     mask = (1 << 64) - 1
     key = "GTA1.spatial_projector.att.alpha"
@@ -262,3 +262,27 @@ def test_splitmix_rule_matches_parity_md_definition():
         expected = (z >> 11) / 2**53 * 2 - 1
         assert splitmix_uniform(key, i + 1)[i] == pytest.approx(expected, abs=0)
     assert np.all(np.abs(splitmix_uniform("k", 1000)) <= 1)
+
+
+# ---------------------------------------------------------------- fp16 safety of the spectral fusion
+
+
+def test_reference_fusion_blocks_are_fp16_safe_at_672():
+    """Under fp16 autocast the FFT amplitudes of 672² feature maps pass fp16's range (the DC bin grows with
+    the pixel count); the spectral fusion must stay in fp32 and give the fp32 result, finite."""
+    model = quiet_build("reference", 8)
+    model.load_state_dict(from_reference_state_dict(filled_reference_state_dict(8)), strict=True)
+    g = torch.Generator().manual_seed(0)
+    for block in model.fusions:
+        freq = block.frequency
+        depth = torch.rand(1, freq.depth_in.in_channels, 672, 672, generator=g)
+        rgb = torch.rand(1, freq.rgb_in.in_channels, 672, 672, generator=g)
+        with torch.inference_mode():
+            amplitude = torch.fft.rfft2(freq.depth_in(depth)).abs().max().item()
+            assert amplitude > 65504, "precondition: the fp32 amplitudes exceed fp16's range"
+            reference = freq(depth, rgb)
+            with torch.autocast("cpu", dtype=torch.float16):
+                half = freq(depth, rgb)
+        assert half.dtype == torch.float16 and torch.isfinite(half).all()
+        err = (half.float() - reference).abs().max().item()
+        assert err <= 1e-2 * reference.abs().max().item(), err

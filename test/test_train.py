@@ -1,5 +1,6 @@
 """naima-train: config precedence, loss, schedule, exact resume, kill safety, DDP (gloo, 2 processes)."""
 
+import math
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import torch
 import yaml
 
 from naima_ros.checkpoint import load_checkpoint
-from naima_ros.train import TrainConfig, gradient_loss, load_config, lr_at_epoch, main, training_loss
+from naima_ros.train import (ToFInputs, TrainConfig, gradient_loss, load_config, lr_at, lr_at_epoch, main,
+                             training_loss)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset=light", "--scale=8", "--dataset=synthetic", "--synthetic_count=4", "--synthetic_size=[96, 128]",
@@ -42,7 +44,8 @@ def test_config_precedence_and_validation(tmp_path):
         load_config(None, ["--patch=100"])
 
 
-@pytest.mark.parametrize("name", ["nyu_x4", "nyu_x8", "nyu_x16", "demo_x4", "demo_x8", "demo_x16", "cpu_smoke"])
+@pytest.mark.parametrize("name", ["nyu_x4", "nyu_x8", "nyu_x16", "demo_x4", "demo_x8", "demo_x16", "cpu_smoke",
+                                  "ablation_x8"])
 def test_shipped_configs_parse(name):
     cfg = load_config(str(REPO / "config" / "train" / f"{name}.yaml"), [])
     if name.startswith("nyu"):  # the paper's recipe, SPEC.md 5
@@ -102,6 +105,50 @@ def test_resume_continues_exactly(tmp_path, capsys):
     assert len(log) == 5 and (resumed / "training.png").stat().st_size > 0  # header, partial epoch 1, 1, 2, 3
 
 
+def test_cosine_schedule_with_warmup():
+    cfg = TrainConfig(schedule="cosine", lr=1e-3, warmup_steps=4, min_lr_ratio=0.1, epochs=3)
+    lrs = [lr_at(cfg, e, s, 10) for e in range(3) for s in range(10)]  # 30 planned steps
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lrs[4] == pytest.approx(1e-3)
+    # half cosine from lr at step 4 to lr * min_lr_ratio at step 30 (one past the last)
+    assert lrs[17] == pytest.approx(1e-4 + 9e-4 * 0.5 * (1 + math.cos(math.pi * 13 / 26)))
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] > 1e-4
+    assert lr_at(cfg, 3, 0, 10) == pytest.approx(1e-4)  # past the plan: the floor
+    with pytest.raises(ValueError, match="schedule must be"):
+        load_config(None, ["--schedule=linear"])
+
+
+NEW_RECIPE = ["--preset=light_guided", "--model_overrides={encoder: none}", "--schedule=cosine", "--warmup_steps=2",
+              "--grad_clip=0.5", "--synthetic_style=benchmark", "--synthetic_inverse_prob=0.5", "--tof_prob=0.5"]
+
+
+def test_resume_continues_exactly_with_the_new_recipe(tmp_path, capsys):
+    """Per-step cosine lr, clipping, benchmark-style/inverse-depth scenes and ToF inputs keep resume exact."""
+    args = [a for a in TINY if not a.startswith("--preset")] + NEW_RECIPE + ["--epochs=2"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(args + [f"--out={straight}"]) == 0
+    assert main(args + ["--max_minutes=0", f"--out={resumed}"]) == 0
+    assert main(args + [f"--out={resumed}"]) == 0
+    assert "resuming at epoch 0 step 1" in capsys.readouterr().out
+    a, b = weights(straight / "last.safetensors"), weights(resumed / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted run"
+    meta = load_checkpoint(straight / "last.safetensors")[1]
+    assert meta["preset"] == "light_guided" and meta["semantic_encoder"]["name"] == "none"
+
+
+def test_tof_inputs_degrade_only_the_lr_input():
+    from naima_ros.data.datasets import TrainDataset
+
+    data = TrainDataset(None, scale=8, patch=64, synthetic_count=2, synthetic_size=(96, 128), seed=1)
+    tof = ToFInputs(data, prob=1.0, scale=8, seed=1)
+    tof.set_epoch(0)
+    clean, faulty = data[0], tof[0]
+    assert torch.equal(clean["depth_hr"], faulty["depth_hr"]) and torch.equal(clean["rgb"], faulty["rgb"])
+    assert not torch.equal(clean["depth_lr"], faulty["depth_lr"])
+    assert torch.isfinite(faulty["depth_lr"]).all()
+    assert torch.equal(tof[0]["depth_lr"], faulty["depth_lr"])  # a pure function of (seed, epoch, index)
+
+
 def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "naima_ros.train"] + TINY + ["--epochs=50", f"--out={out}"]
@@ -139,7 +186,7 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
 def test_cli_errors_exit_nonzero(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read training config" in capsys.readouterr().err
-    assert main(["--dataset=nyu_mat", "--data_path=" + str(tmp_path / "nyu.mat"), f"--out={tmp_path}/o",
+    assert main(["--dataset=nyu", "--data_path=" + str(tmp_path / "nyu.mat"), f"--out={tmp_path}/o",
                  "--preset=light", "--patch=64"]) == 2
     assert "nyu.mat" in capsys.readouterr().err
     assert main(["--print-config", "--epochs=3"]) == 0

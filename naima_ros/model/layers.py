@@ -6,6 +6,7 @@ the order of FFT operations, where activations sit) are kept exactly: see SPEC.m
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -227,14 +228,25 @@ class FrequencyFusion(nn.Module):
 
     def forward(self, depth: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
         h, w = depth.shape[-2:]
-        dtype = depth.dtype
-        # FFTs in float32: half-precision FFTs need power-of-two sizes and lose the phase.
-        d = torch.fft.rfft2(self.depth_in(depth).float() + 1e-8, norm="backward")
-        r = torch.fft.rfft2(self.rgb_in(rgb).float() + 1e-8, norm="backward")
-        amp = self.amplitude(d.abs().to(dtype), r.abs().to(dtype)).float()
-        pha = self.phase(d.angle().to(dtype), r.angle().to(dtype)).float()
-        spectrum = torch.complex(amp * torch.cos(pha) + 1e-8, amp * torch.sin(pha) + 1e-8) + 1e-8
-        return self.out(torch.fft.irfft2(spectrum, s=(h, w), norm="backward").abs().to(dtype))
+        d_in, r_in = self.depth_in(depth), self.rgb_in(rgb)
+        # The whole spectral part runs in float32, autocast or not: half-precision FFTs need power-of-two
+        # sizes and lose the phase, and the unnormalised amplitudes grow with the pixel count (the DC bin
+        # of the reference preset passes fp16's 65,504 from about 560² on: inf, then NaN).
+        with _no_autocast(depth.device.type):
+            d = torch.fft.rfft2(d_in.float() + 1e-8, norm="backward")
+            r = torch.fft.rfft2(r_in.float() + 1e-8, norm="backward")
+            amp = self.amplitude(d.abs(), r.abs())
+            pha = self.phase(d.angle(), r.angle())
+            spectrum = torch.complex(amp * torch.cos(pha) + 1e-8, amp * torch.sin(pha) + 1e-8) + 1e-8
+            spatial = torch.fft.irfft2(spectrum, s=(h, w), norm="backward").abs()
+        return self.out(spatial.to(d_in.dtype))
+
+
+def _no_autocast(device_type: str):
+    """Autocast switched off (a no-op context on devices without autocast, such as ``meta``)."""
+    if device_type in ("cpu", "cuda", "xpu", "mps"):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class ContrastChannelAttention(nn.Module):
