@@ -20,7 +20,9 @@ Usage:
   .venv/bin/python bench/bench_camera_rate.py --method bicubic --rates 30     # cloud on (default)
   .venv/bin/python bench/bench_camera_rate.py --rates 30 --pyspy 20 --tag before
   add `-p NAME:=VALUE` style node parameters with --node-param NAME:=VALUE (repeatable).
-Writes bench/results/camera_rate_<tag>_<date>.json.
+Writes bench/results/camera_rate_<tag>_<date>.json;
+  .venv/bin/python bench/bench_camera_rate.py show bench/results/camera_rate_*.json
+prints the runs and their profiles (per thread: busy share, top frames).
 """
 from __future__ import annotations
 
@@ -206,6 +208,18 @@ def summarise_pyspy(raw_file: Path, seconds: float, top: int = 25) -> dict:
                             "top_inclusive": [(f, c / n)
                                               for f, c in inclusive[t].most_common(top)]}
                         for t, n in threads.most_common()}}
+
+
+def show(files: list[str], top: int = 8) -> None:
+    """Print each run of result files with its profile: per thread the busy share, top frames."""
+    for name in files:
+        for run in json.loads(Path(name).read_text())["runs"]:
+            print(f"== {Path(name).name}: {describe(run)}")
+            threads = run.get("pyspy", {}).get("summary", {}).get("threads", {})
+            for thread, d in threads.items():
+                print(f"  {thread}: busy {d['busy']:.2f} of the wall time")
+                for frame, share in d["top_self"][:top]:
+                    print(f"    {share:6.1%} self  {frame}")
 
 
 def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
@@ -398,6 +412,8 @@ if __name__ == "__main__":
                sys.argv[6])
     elif len(sys.argv) > 1 and sys.argv[1] == "subscriber":
         subscriber(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "show":
+        show(sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "model":
         model_alone(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5],
                     int(sys.argv[6]))
