@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from naima_ros.checkpoint import load_checkpoint
 from naima_ros.frames import NoValidDepthError, check_depth_range, prepare_frame, standardise_rgb
 from naima_ros.model.dinov2 import PATCH_SIZE
+from naima_ros.model.encoders import encoder_metadata
 from naima_ros.model.naima import Naima, NaimaConfig
 from naima_ros.options import PRECISIONS
 
@@ -96,9 +97,11 @@ class Upsampler:
         return self.model.scale
 
     def describe(self) -> dict:
+        """What runs: checkpoint, preset, scale, device, precision and the semantic encoder (for logs and
+        diagnostics; ``semantic_encoder`` as checkpoints record it, also for checkpoints older than that)."""
         return {"method": self.method, "checkpoint": self.checkpoint, "preset": self.metadata.get("preset"),
                 "scale": self.scale, "device": str(self.device), "precision": self.precision,
-                "backbone": self.model.backbone_identity}
+                "backbone": self.model.backbone_identity, "semantic_encoder": encoder_metadata(self.model)}
 
     # ---------------------------------------------------------------- network on tensors
     def _autocast(self):

@@ -126,4 +126,7 @@ def test_describe_and_warmup(upsampler):
     info = upsampler.describe()
     assert info["scale"] == 8 and info["preset"] == "light" and info["precision"] == "fp32"
     assert "UNTRAINED" in info["backbone"]
+    encoder = info["semantic_encoder"]
+    assert encoder["identity"] == info["backbone"] and encoder["pretrained"] is False
+    assert set(encoder) >= {"name", "pretrained", "identity", "seed", "rgb_normalisation"}
     upsampler.warmup(100, 130, iterations=1)  # not a multiple of 8: rounded down, must not raise
