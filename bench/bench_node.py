@@ -212,7 +212,9 @@ def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_
         Parameter("method", value=method),
         Parameter("checkpoint", value=str(path)), Parameter("device", value=device),
         Parameter("warmup_width", value=width), Parameter("warmup_height", value=height),
-        Parameter("input_reliability", value="reliable"),
+        Parameter("qos_overrides./rgb/image_rect_color.subscription.reliability",
+                  value="reliable"),
+        Parameter("qos_overrides./depth/image_rect.subscription.reliability", value="reliable"),
         Parameter("scale", value=Upsampler.from_checkpoint(path, device="cpu").scale)])
     feeder = rclpy.create_node("bench_feeder")
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -251,7 +253,7 @@ def bench_latency(path: Path, width: int, height: int, rate_hz: float, duration_
     print(f"\n## 3. Latency with input at {rate_hz:.0f} Hz for {duration_s:.0f} s "
           f"({width}x{height}, x{node._slot.model.scale}, method {method})")
     print(f"pairs sent {sent}, received {snap['pairs_received']}, served "
-          f"{snap['frames_published']}, superseded {snap['dropped'].get('superseded', 0)}; "
+          f"{snap['frames_published']}, superseded {snap['events'].get('superseded', 0)}; "
           f"model p50 {snap['model_p50_ms']:.0f} ms")
     if lat.size:
         p95 = np.percentile(lat, 95)

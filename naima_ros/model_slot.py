@@ -2,8 +2,10 @@
 failure. ROS-free (the node passes its logger and parameter revert as callbacks).
 
 A `ModelSpec` is what the parameters ask for (method, checkpoint, scale, device, precision).
-`check_spec` is the cheap test run when a parameter is set (file present, metadata readable,
-scale matches, device exists; no weights read). `ModelSlot.swap` loads and warms up the new
+`check_spec` is the test run when a parameter is set, before the change is accepted: file
+present, metadata readable, scale matches, device exists, and every tensor name and shape in the
+safetensors header fits the model the metadata builds (built on torch's meta device: no weights
+are read, no memory is used). `ModelSlot.swap` loads and warms up the new
 predictor on a thread of its own, then replaces the served one with one reference assignment, so
 the worker never sees a half-loaded model; a failed load leaves the old one serving.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from naima_ros.resources import resolve_checkpoint
 
 __all__ = ["LoadedModel", "ModelLoadError", "ModelSlot", "ModelSpec", "check_spec",
-           "load_predictor"]
+           "check_tensors", "load_predictor"]
 
 NETWORK = "naima"  # the one method with a checkpoint, a device and a precision
 
@@ -80,12 +82,41 @@ def load_predictor(method: str, *, checkpoint=None, scale=None, device="auto",
     return load(method, checkpoint=checkpoint, scale=scale, device=device, precision=precision)
 
 
+def check_tensors(path: Path, meta: dict) -> None:
+    """Every tensor name and shape in the safetensors header of `path` against the model its
+    metadata `meta` builds (on the meta device), as `naima_ros.checkpoint.load_checkpoint` would
+    load it, without reading a weight.
+
+    Raises:
+        CheckpointError (a ValueError): the model it describes cannot be built, or what differs.
+    """
+    import torch
+    from safetensors import safe_open
+
+    from naima_ros.checkpoint import CheckpointError, state_dict_mismatch
+    from naima_ros.model import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(meta["preset"], meta["scale"], warn_untrained=False,
+                                **meta.get("overrides", {}))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: metadata describes an invalid model: {exc}") from exc
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
+    if meta.get("backbone", {}).get("seed") is not None:  # regenerated from its seed: not stored
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith("backbone.")})
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{path}: {problem} of a {meta['preset']} x{meta['scale']} model")
+
+
 def check_spec(spec: ModelSpec) -> Path | None:
-    """Cheap checks of a spec (no weights read); returns the checkpoint file (None: baseline).
+    """The checks of a spec that need no weights; returns the checkpoint file (None: baseline).
 
     Raises:
         ValueError, OSError: what is wrong (unknown placeholder, missing file, wrong scale,
-            unusable device, not a checkpoint).
+            unusable device, not a checkpoint, tensors that do not fit its model).
     """
     if spec.method != NETWORK:
         return None
@@ -98,6 +129,7 @@ def check_spec(spec: ModelSpec) -> Path | None:
         raise ValueError(f"checkpoint {path} is a x{meta['scale']} model but scale is "
                          f"{spec.scale}")
     resolve_device(spec.device)
+    check_tensors(path, meta)
     return path
 
 

@@ -7,7 +7,13 @@ One pair goes through, in this order (the first failed check drops it with a `Dr
    `stamp_backwards`, unless it is more than `TIME_JUMP_RESET_S` older (a clock reset, a bag loop,
    a restarted driver): then time restarts and a `time_jump_reset` event is reported;
 2. `missing_camera_info`, `empty_image`, `unsupported_encoding`, `oversized`
-   (`max_input_pixels`), then decoding (`malformed_image`);
+   (`max_input_pixels`), then decoding (`malformed_image`); compressed inputs
+   (`rgb_transport` compressed, `depth_transport` compressedDepth: `naima_ros.image_transport`)
+   are decoded first, and a header declaring more than `max_input_pixels` is `oversized` before
+   any pixel is decoded;
+   with `register_depth`, the depth is then reprojected onto the RGB camera's grid at LR
+   resolution (`naima_ros.registration`: z-buffer, holes invalid) with the depth CameraInfo
+   and the `depth_to_rgb_*` extrinsics (no depth CameraInfo: `missing_camera_info`);
 3. sizes: RGB must be exactly `scale` x depth (`size_mismatch`), unless `resize_rgb_to_multiple`
    and the aspect ratios agree within `ASPECT_TOLERANCE`: then RGB is resized to scale x depth;
    the CameraInfo must describe the RGB as received and hold usable intrinsics
@@ -39,6 +45,9 @@ from naima_ros.depth_codec import (COLOR_ENCODINGS, DEPTH_ENCODINGS, EncodedImag
 from naima_ros.frames import valid_depth_mask
 from naima_ros.geometry import (Intrinsics, depth_to_points, image_size, output_intrinsics,
                                 resize_rgb)
+from naima_ros.image_transport import (TransportError, decode_compressed_color,
+                                       decode_compressed_depth)
+from naima_ros.registration import register_depth, rotation_from_quaternion
 from naima_ros.options import METHODS, PRECISIONS, SCALES
 
 __all__ = [
@@ -54,6 +63,7 @@ __all__ = [
     "ServedFrame",
     "camera_info_image_size",
     "check_parameters",
+    "check_scale",
     "decode_images",
     "output_camera_info",
     "point_fields",
@@ -63,6 +73,8 @@ __all__ = [
 TIME_JUMP_RESET_S = 1.0  # a stamp this far behind the last served one is a clock reset / bag loop
 ASPECT_TOLERANCE = 0.02  # RGB and depth aspect ratios may differ this much when resizing RGB
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+RGB_TRANSPORTS = ("raw", "compressed")
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
 POINT_FIELD_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
 
 DROP_REASONS = {
@@ -134,18 +146,24 @@ PARAMETERS = (
                   "it is not exactly that (else such pairs are dropped)"),
     ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
                   "(pixels)", int_range=(1, 2**31 - 1, 1)),
-    ParameterSpec("input_reliability", "best_effort", "QoS of the inputs: best_effort (sensor "
-                  "data) or reliable", choices=("best_effort", "reliable"), read_only=True),
-    ParameterSpec("input_depth", 5, "QoS history depth of the inputs", int_range=(1, 1000, 1),
-                  read_only=True),
-    ParameterSpec("output_reliability", "reliable", "QoS of the outputs: reliable or "
-                  "best_effort", choices=("best_effort", "reliable"), read_only=True),
-    ParameterSpec("output_depth", 5, "QoS history depth of the outputs", int_range=(1, 1000, 1),
-                  read_only=True),
     ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
                   float_range=(0.05, 60.0), read_only=True),
     ParameterSpec("warn_throttle", 5.0, "seconds between two warnings of the same kind",
                   float_range=(0.0, 3600.0)),
+    ParameterSpec("rgb_transport", "raw", "raw (sensor_msgs/Image on rgb/image_rect_color) or "
+                  "compressed (jpeg/png sensor_msgs/CompressedImage on "
+                  "<rgb/image_rect_color>/compressed), as image_transport names them",
+                  choices=RGB_TRANSPORTS, read_only=True),
+    ParameterSpec("depth_transport", "raw", "raw (sensor_msgs/Image on the depth topic) or "
+                  "compressedDepth (compressed_depth_image_transport PNG on "
+                  "<depth topic>/compressedDepth)", choices=DEPTH_TRANSPORTS, read_only=True),
+    ParameterSpec("register_depth", False, "the depth is not registered to the RGB camera: "
+                  "reproject it with depth/camera_info and depth_to_rgb_* (input "
+                  "depth/image_rect instead of depth_registered/image_rect)", read_only=True),
+    ParameterSpec("depth_to_rgb_translation", [0.0, 0.0, 0.0], "register_depth: t of p_rgb = "
+                  "R p_depth + t, metres (tf2_echo <rgb optical frame> <depth optical frame>)"),
+    ParameterSpec("depth_to_rgb_rotation", [0.0, 0.0, 0.0, 1.0], "register_depth: R of "
+                  "p_rgb = R p_depth + t as a quaternion x, y, z, w"),
 )
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
 MODEL_PARAMETERS = ("method", "scale", "checkpoint", "device", "precision")
@@ -170,7 +188,28 @@ def check_parameters(new: Mapping, current: Mapping) -> str | None:
     if value("min_depth") >= value("max_depth"):
         return (f"min_depth ({value('min_depth')}) must be below max_depth "
                 f"({value('max_depth')})")
+    if "depth_to_rgb_translation" in new and len(new["depth_to_rgb_translation"]) != 3:
+        return (f"depth_to_rgb_translation must be 3 numbers (x, y, z in m), got "
+                f"{list(new['depth_to_rgb_translation'])}")
+    if "depth_to_rgb_rotation" in new:
+        try:
+            if len(new["depth_to_rgb_rotation"]) != 4:
+                raise ValueError("must be 4 numbers")
+            rotation_from_quaternion(new["depth_to_rgb_rotation"])
+        except ValueError as exc:
+            return (f"depth_to_rgb_rotation must be a quaternion x, y, z, w: "
+                    f"{list(new['depth_to_rgb_rotation'])} {exc}")
     return None
+
+
+def check_scale(scale: int, sizes: tuple[tuple[int, int], tuple[int, int]]) -> str | None:
+    """Why `scale` contradicts the ((rgb w, h), (depth w, h)) of the frames arriving, or None
+    (every pair would be a `size_mismatch`)."""
+    (rgb_w, rgb_h), (w, h) = sizes
+    if (rgb_w, rgb_h) == (scale * w, scale * h):
+        return None
+    return (f"scale {scale} contradicts the frames arriving: rgb {rgb_w}x{rgb_h} is "
+            f"{rgb_w / w:g} x depth {w}x{h}; set resize_rgb_to_multiple to resize the RGB")
 
 
 @dataclass(frozen=True)
@@ -187,11 +226,19 @@ class ServeConfig:
     max_input_pixels: int = DEFAULTS["max_input_pixels"]
     slop: float = DEFAULTS["slop"]
     exact_sync: bool = DEFAULTS["exact_sync"]
+    rgb_transport: str = DEFAULTS["rgb_transport"]
+    depth_transport: str = DEFAULTS["depth_transport"]
+    register_depth: bool = DEFAULTS["register_depth"]
+    depth_to_rgb_translation: tuple = tuple(DEFAULTS["depth_to_rgb_translation"])
+    depth_to_rgb_rotation: tuple = tuple(DEFAULTS["depth_to_rgb_rotation"])
 
     @classmethod
     def from_values(cls, values: Mapping) -> ServeConfig:
         """The config of a parameter mapping (e.g. the node's current values)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        def frozen(v):  # arrays (ROS double arrays) as tuples: a config is immutable
+            return v if isinstance(v, (str, bool, int, float)) else tuple(float(x) for x in v)
+
+        return cls(**{f.name: frozen(values[f.name]) for f in fields(cls) if f.name in values})
 
 
 class Drop(Exception):
@@ -271,32 +318,49 @@ def output_camera_info(info, out_width: int, out_height: int
     return fields_, intr
 
 
-def decode_images(rgb_msg, depth_msg, max_pixels: int = DEFAULTS["max_input_pixels"]):
+def decode_images(rgb_msg, depth_msg, max_pixels: int = DEFAULTS["max_input_pixels"],
+                  rgb_transport: str = "raw", depth_transport: str = "raw"):
     """(rgb (H, W, 3) uint8 writable, depth_m (h, w) float32 NaN invalid, valid (h, w)) of two
-    `sensor_msgs/Image`-likes, checked in the node's order.
+    `sensor_msgs/Image`-likes, or `CompressedImage`-likes (format, data) with `rgb_transport`
+    compressed / `depth_transport` compressedDepth, checked in the node's order.
 
     Raises:
         Drop: `empty_image`, `unsupported_encoding`, `oversized` or `malformed_image`.
     """
-    for name, msg in (("rgb", rgb_msg), ("depth", depth_msg)):
+    inputs = (("rgb", rgb_msg, COLOR_ENCODINGS, rgb_transport),
+              ("depth", depth_msg, DEPTH_ENCODINGS, depth_transport))
+    raw = [(name, msg, known) for name, msg, known, transport in inputs if transport == "raw"]
+    for name, msg, _ in raw:
         if msg.height == 0 or msg.width == 0 or len(msg.data) == 0:
             raise Drop("empty_image", f"{name} image is {msg.width}x{msg.height} with "
                        f"{len(msg.data)} bytes")
-    for name, msg, known in (("rgb", rgb_msg, COLOR_ENCODINGS),
-                             ("depth", depth_msg, DEPTH_ENCODINGS)):
+    for name, msg, _, transport in inputs:
+        if transport != "raw" and len(msg.data) == 0:
+            raise Drop("empty_image", f"{name} {transport} image has no data")
+    for name, msg, known in raw:
         if msg.encoding not in known:
             raise Drop("unsupported_encoding", f"{name} encoding {msg.encoding!r} is not "
                        f"supported (use one of {', '.join(known)})")
-    for name, msg in (("rgb", rgb_msg), ("depth", depth_msg)):
+    for name, msg, _ in raw:
         if msg.width * msg.height > max_pixels:
             raise Drop("oversized", f"{name} image {msg.width}x{msg.height} exceeds "
                        f"max_input_pixels={max_pixels}")
-    try:
-        rgb = decode_color(rgb_msg.data, rgb_msg.encoding, rgb_msg.height, rgb_msg.width,
-                           rgb_msg.step, bool(rgb_msg.is_bigendian))
-        depth_m, valid = decode_depth(depth_msg.data, depth_msg.encoding, depth_msg.height,
-                                      depth_msg.width, depth_msg.step,
-                                      bool(depth_msg.is_bigendian))
+    try:  # compressed: the header's size is checked against max_pixels before decoding
+        if rgb_transport == "raw":
+            rgb = decode_color(rgb_msg.data, rgb_msg.encoding, rgb_msg.height, rgb_msg.width,
+                               rgb_msg.step, bool(rgb_msg.is_bigendian))
+        else:
+            rgb = decode_compressed_color(bytes(rgb_msg.data), rgb_msg.format,
+                                          max_input_pixels=max_pixels)
+        if depth_transport == "raw":
+            depth_m, valid = decode_depth(depth_msg.data, depth_msg.encoding, depth_msg.height,
+                                          depth_msg.width, depth_msg.step,
+                                          bool(depth_msg.is_bigendian))
+        else:
+            depth_m, valid = decode_compressed_depth(bytes(depth_msg.data), depth_msg.format,
+                                                     max_input_pixels=max_pixels)
+    except TransportError as exc:
+        raise Drop(exc.reason, str(exc)) from exc
     except ValueError as exc:
         raise Drop("malformed_image", str(exc)) from exc
     if not rgb.flags.writeable:  # a view of read-only message bytes; predictors may write
@@ -316,6 +380,7 @@ class FrameServer:
         self.last_stamp: int | None = None  # depth stamp of the last served pair (ns)
         # ((rgb w, h), (depth w, h)) of the last decoded pair, served or not: what arrives
         self.last_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.last_sizes_at = 0.0  # time.monotonic() of last_sizes
         self._on_event = on_event or (lambda name, message: None)
 
     def reset_time(self) -> None:
@@ -359,7 +424,36 @@ class FrameServer:
             raise Drop("invalid_camera_info", str(exc)) from exc
         return rgb, camera_info, intr
 
-    def serve(self, predictor, rgb_msg, depth_msg, info, config: ServeConfig) -> ServedFrame:
+    @staticmethod
+    def _register(depth_m: np.ndarray, rgb_size: tuple[int, int], scale: int, info, depth_info,
+                  config: ServeConfig):
+        """The depth reprojected onto the RGB camera's grid at LR resolution."""
+        if depth_info is None:
+            raise Drop("missing_camera_info", "no depth CameraInfo received yet "
+                       "(register_depth needs depth/camera_info)")
+        h, w = depth_m.shape
+        info_size = camera_info_image_size(depth_info)
+        if info_size != (w, h):
+            raise Drop("invalid_camera_info", f"depth camera_info describes a {info_size[0]}x"
+                       f"{info_size[1]} image (size, roi, binning) but depth is {w}x{h}")
+        out_w, out_h = rgb_size[0] // scale, rgb_size[1] // scale
+        try:
+            k_depth = output_intrinsics(depth_info.k, depth_info.p, depth_info.width,
+                                        depth_info.height, w, h,
+                                        binning_x=depth_info.binning_x,
+                                        binning_y=depth_info.binning_y, roi=_roi(depth_info)).k
+            k_rgb = output_intrinsics(info.k, info.p, info.width, info.height, out_w, out_h,
+                                      binning_x=info.binning_x, binning_y=info.binning_y,
+                                      roi=_roi(info)).k
+            registered, _ = register_depth(depth_m, k_depth, k_rgb, (out_w, out_h),
+                                           config.depth_to_rgb_translation,
+                                           config.depth_to_rgb_rotation)
+        except ValueError as exc:
+            raise Drop("invalid_camera_info", f"cannot register the depth: {exc}") from exc
+        return registered
+
+    def serve(self, predictor, rgb_msg, depth_msg, info, config: ServeConfig,
+              depth_info=None) -> ServedFrame:
         """Serve one pair.
 
         Args:
@@ -368,6 +462,7 @@ class FrameServer:
             rgb_msg, depth_msg: `sensor_msgs/Image`-like (rclpy or rosbags).
             info: the newest RGB `sensor_msgs/CameraInfo`-like, or None.
             config: the current parameters.
+            depth_info: the newest depth CameraInfo-like (used with `config.register_depth`).
 
         Raises:
             Drop: the pair is not served; `reason` says why.
@@ -375,9 +470,14 @@ class FrameServer:
         t_depth = self._check_stamps(rgb_msg, depth_msg)
         if info is None:
             raise Drop("missing_camera_info", "no CameraInfo received yet for the RGB camera")
-        rgb, depth_m, _ = decode_images(rgb_msg, depth_msg, config.max_input_pixels)
+        rgb, depth_m, _ = decode_images(rgb_msg, depth_msg, config.max_input_pixels,
+                                        config.rgb_transport, config.depth_transport)
         self.last_sizes = ((rgb.shape[1], rgb.shape[0]), (depth_m.shape[1], depth_m.shape[0]))
+        self.last_sizes_at = time.monotonic()
         s = int(predictor.scale)
+        if config.register_depth:
+            depth_m = self._register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
+                                     config)
         rgb, camera_info, intr = self._fit_sizes(rgb, depth_m, s, info, config)
 
         min_d, max_d = config.min_depth, config.max_depth

@@ -130,7 +130,10 @@ def serve_through_node(method, checkpoint, pairs):
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     params = dict(PARAMS, method=method, checkpoint=checkpoint, scale=S, device="cpu",
-                  input_reliability="reliable", input_depth=20, diagnostics_period=0.2)
+                  diagnostics_period=0.2)
+    params.update({f"qos_overrides./parity/{topic}.subscription.{policy}": value
+                   for topic in ("rgb/image_rect_color", "depth/image_rect", "rgb/camera_info")
+                   for policy, value in (("reliability", "reliable"), ("depth", 20))})
     node = NaimaNode(namespace="/parity", context=context,
                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     harness = rclpy.create_node("parity_harness", namespace="/parity", context=context)

@@ -46,6 +46,13 @@ K = [40.0, 0.0, 31.5, 0.0, 41.0, 23.5, 0.0, 0.0, 1.0]
 _stamps = itertools.count(1000 * 10)  # units of 0.1 s: strictly increasing across the module
 
 
+def reliable_inputs(namespace: str, depth: int = 20) -> dict:
+    """qos_overrides of the node's inputs: reliable, deeper history (an in-process burst)."""
+    return {f"qos_overrides.{namespace}/{topic}.subscription.{policy}": value
+            for topic in ("rgb/image_rect_color", "depth/image_rect", "rgb/camera_info")
+            for policy, value in (("reliability", "reliable"), ("depth", depth))}
+
+
 def next_stamp_ns() -> int:
     return next(_stamps) * 100_000_000
 
@@ -205,9 +212,10 @@ class Harness:
 
     # -- helpers used by tests
     def connect(self, naima: NaimaNode):
-        wait_for(lambda: (self.rgb_pub.get_subscription_count() >= 1
-                          and self.depth_pub.get_subscription_count() >= 1
-                          and self.info_pub.get_subscription_count() >= 1),
+        pubs = [self.info_pub] + [pub for pub, which in ((self.rgb_pub, "rgb"),
+                                                         (self.depth_pub, "depth"))
+                                  if naima.get_parameter(f"{which}_transport").value == "raw"]
+        wait_for(lambda: all(pub.get_subscription_count() >= 1 for pub in pubs),
                  what="naima subscriptions to match")
         wait_for(lambda: self.diag, what="first diagnostics")
 
@@ -229,7 +237,8 @@ class Harness:
             with self.lock:
                 have = key in self.images and key in self.infos
                 return have and (not points or key in self.clouds)
-        wait_for(ready, timeout, what=f"outputs stamped {stamp_ns}")
+        wait_for(ready, timeout, what=f"outputs stamped {stamp_ns} (node status {self.status}, "
+                 f"{self.diag})")
         with self.lock:
             return self.images[key], self.infos[key], self.clouds.get(key)
 
@@ -264,8 +273,12 @@ class Running:
                  method="naima"):
         self.controlled = []
         self.method = method
+        self.fail_load = None  # a message: the next model load raises it
 
         def factory(method, **kwargs):
+            if self.fail_load:
+                why, self.fail_load = self.fail_load, None
+                raise RuntimeError(why)
             up = ControlledPredictor(load_predictor(method, **kwargs))
             self.controlled.append(up)
             return up
@@ -273,10 +286,11 @@ class Running:
         params = {"method": method, "checkpoint": str(checkpoint), "scale": SCALE,
                   "device": "cpu",
                   "warmup_iterations": 1, "warmup_width": 64, "warmup_height": 48,
-                  "input_reliability": "reliable", "input_depth": 20,
+                  **reliable_inputs(namespace),
                   "diagnostics_period": 0.2, "warn_throttle": 0.0,
                   "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0}
         params.update(overrides or {})
+        params = {k: v for k, v in params.items() if v is not None}  # None: the node's default
         self.executor = MultiThreadedExecutor(num_threads=3, context=context)
         self.node = NaimaNode(namespace=namespace, context=context, predictor_factory=factory,
                               parameter_overrides=[Parameter(k, value=v)
@@ -604,6 +618,84 @@ def test_burst_at_10x_serves_newest_and_counts_superseded(running):
     h.serve_good()
 
 
+def test_compressed_inputs_image_transport_style(fresh):
+    """rgb_transport compressed + depth_transport compressedDepth: CompressedImage on
+    <topic>/compressed and <topic>/compressedDepth, served like the decoded raw frames; a PNG
+    header declaring too many pixels is an `oversized` drop before decoding, garbage is
+    `malformed_image`."""
+    from sensor_msgs.msg import CompressedImage
+
+    from naima_ros.image_transport import encode_compressed_color, encode_compressed_depth
+
+    ns = "/naima_compressed_bicubic"
+    overrides = {"rgb_transport": "compressed", "depth_transport": "compressedDepth"}
+    overrides.update({f"qos_overrides.{ns}/{topic}.subscription.reliability": "reliable"
+                      for topic in ("rgb/image_rect_color/compressed",
+                                    "depth/image_rect/compressedDepth")})
+    r = fresh("/naima_compressed", method="bicubic", overrides=overrides)
+    h = r.h
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    rgb_pub = h.node.create_publisher(CompressedImage, "rgb/image_rect_color/compressed", qos)
+    depth_pub = h.node.create_publisher(CompressedImage, "depth/image_rect/compressedDepth", qos)
+    wait_for(lambda: rgb_pub.get_subscription_count() and depth_pub.get_subscription_count(),
+             what="the node's compressed subscriptions")
+
+    def compressed(stamp, payload):
+        msg = CompressedImage(format=payload.format, data=payload.data)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        msg.header.frame_id = "camera_color_optical_frame"
+        return msg
+
+    def send(stamp, rgb_payload, depth_payload):
+        rgb_pub.publish(compressed(stamp, rgb_payload))
+        depth_pub.publish(compressed(stamp, depth_payload))
+
+    pixels, depth = rgb_pixels(48, 64), lr_depth_m()
+    t = next_stamp_ns()
+    send(t, encode_compressed_color(pixels, "png"), encode_compressed_depth(depth, "16UC1"))
+    image = h.output(t)[0]
+    got = decode_depth(image.data, image.encoding, 48, 64, image.step, image.is_bigendian)[0]
+    want = load_predictor("bicubic", scale=SCALE)(pixels, np.round(depth * 1000) / 1000)
+    np.testing.assert_allclose(got, want, rtol=1e-5, equal_nan=True)
+    big = encode_compressed_color(rgb_pixels(96, 128), "png")  # > max_input_pixels = 64 x 48
+    t = next_stamp_ns()
+    lines = h.expect_drop("oversized", lambda: send(t, big, encode_compressed_depth(depth)))
+    assert "128x96" in lines[0] or "12288" in lines[0], lines[0]
+    t = next_stamp_ns()
+    garbage = big._replace(data=b"\x89PNG\r\n\x1a\n" + bytes(40))
+    h.expect_drop("malformed_image", lambda: send(t, garbage, encode_compressed_depth(depth)))
+    t = next_stamp_ns()
+    send(t, encode_compressed_color(pixels, "jpeg"), encode_compressed_depth(depth, "32FC1"))
+    assert h.output(t)[0].width == 64  # jpeg and 32FC1 inverse-depth payloads are served too
+
+
+def test_register_depth_reprojects_onto_the_rgb_grid(fresh):
+    """register_depth: a plane 2 m away seen by a depth camera 0.8 m to the left of the RGB
+    camera (same intrinsics): on the RGB grid the depth is 2 m, shifted by fx t / z = 2 LR
+    columns, and the 2 columns no depth point reaches are holes (8 x 8 NaN blocks at x8)."""
+    r = fresh("/naima_register", method="bicubic",
+              overrides={"register_depth": True, "depth_to_rgb_translation": [0.8, 0.0, 0.0]})
+    h = r.h
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    depth_info_pub = h.node.create_publisher(CameraInfo, "depth/camera_info", qos)
+    plane = np.full((LR_H, LR_W), 2.0, np.float32)
+    t = next_stamp_ns()
+    h.expect_drop("missing_camera_info", lambda: h.send(rgb_msg(t), depth_msg(t, plane)))
+    wait_for(depth_info_pub.get_subscription_count, what="depth/camera_info subscription")
+    lr_k = [K[0] / 8, 0.0, (K[2] + 0.5) / 8 - 0.5, 0.0, K[4] / 8, (K[5] + 0.5) / 8 - 0.5,
+            0.0, 0.0, 1.0]  # the RGB camera's K at 8 x 6
+    depth_info_pub.publish(camera_info(ww=LR_W, hh=LR_H, k=lr_k))
+    wait_for(lambda: r.node._depth_info is not None, what="depth camera_info at the node")
+    t = next_stamp_ns()
+    h.send(rgb_msg(t), depth_msg(t, plane, frame="tof_optical_frame"))
+    image = h.output(t)[0]
+    assert image.header.frame_id == "camera_color_optical_frame"
+    out, valid = decode_depth(image.data, image.encoding, 48, 64, image.step, image.is_bigendian)
+    assert not valid[:, :16].any()  # LR columns 0 and 1: nothing lands there
+    assert valid[:, 16:].all()
+    np.testing.assert_allclose(out[:, 16:], 2.0, rtol=1e-5)
+
+
 def test_unpaired_or_dropped_inputs_warn_with_the_reason_then_ok(fresh):
     """Inputs arrive but nothing is served: a WARN status that says why (and a log line), until
     pairs are served again."""
@@ -855,6 +947,47 @@ def test_set_parameters_service_over_dds(running, context):
         running.h.node.destroy_client(client)
 
 
+def test_qos_defaults_and_per_topic_overrides(fresh):
+    """Inputs sensor-data style and outputs reliable by default; every publisher and subscription
+    has read-only qos_overrides parameters, and an override takes effect on the wire."""
+    ns = "/naima_qos_bicubic"
+    points = f"qos_overrides.{ns}/depth_registered/points.publisher.reliability"
+    rgb = f"qos_overrides.{ns}/rgb/image_rect_color.subscription.reliability"
+    defaults = {name: None for name in reliable_inputs(ns)}
+    r = fresh("/naima_qos", method="bicubic",
+              overrides={**defaults, rgb: "reliable", points: "best_effort"})
+    node, h = r.node, r.h
+    entities = {name.rsplit(".", 1)[0] for name in node._parameters
+                if name.startswith("qos_overrides.")}
+    assert entities == {f"qos_overrides.{topic}" for topic in (
+        f"{ns}/rgb/image_rect_color.subscription", f"{ns}/depth/image_rect.subscription",
+        f"{ns}/rgb/camera_info.subscription", f"{ns}/depth_registered/image_rect.publisher",
+        f"{ns}/depth_registered/camera_info.publisher", f"{ns}/depth_registered/points.publisher",
+        "/diagnostics.publisher")}
+    assert {name.rsplit(".", 1)[1] for name in node._parameters
+            if name.startswith(f"qos_overrides.{ns}/depth/image_rect.")} >= {
+        "history", "depth", "reliability"}
+    assert not node.set_parameters([Parameter(points, value="reliable")])[0].successful
+
+    def reliability(info_by_topic, topic):
+        (info,) = [i for i in info_by_topic(f"{ns}/{topic}") if i.node_name == "naima"]
+        return info.qos_profile.reliability
+
+    graph = h.node
+    assert reliability(graph.get_subscriptions_info_by_topic, "rgb/image_rect_color") == \
+        ReliabilityPolicy.RELIABLE  # overridden
+    assert reliability(graph.get_subscriptions_info_by_topic, "depth/image_rect") == \
+        ReliabilityPolicy.BEST_EFFORT
+    assert reliability(graph.get_publishers_info_by_topic, "depth_registered/image_rect") == \
+        ReliabilityPolicy.RELIABLE
+    assert reliability(graph.get_publishers_info_by_topic, "depth_registered/points") == \
+        ReliabilityPolicy.BEST_EFFORT  # overridden; the other outputs and inputs keep theirs
+    # (the harness's reliable cloud subscription does not match a best-effort cloud)
+    t = next_stamp_ns()
+    h.send(rgb_msg(t), depth_msg(t))
+    h.output(t, points=False)
+
+
 def test_runtime_output_parameters(running):
     h, node = running.h, running.node
     try:
@@ -934,28 +1067,79 @@ def test_scale_and_checkpoint_swap_in_background(fresh, tiny_checkpoint):
 
 
 @needs_torch
-def test_failed_swap_keeps_old_model_and_reverts(fresh, tiny_checkpoint, tmp_path):
-    """A file whose metadata is fine but whose tensors do not fit passes the cheap check and then
-    fails to load: the old model keeps serving and the parameter goes back."""
+def test_checkpoint_tensors_checked_before_success(network, tiny_checkpoint, tmp_path):
+    """A file whose metadata is fine but whose tensors do not fit its model (a missing tensor,
+    a wrong shape) is refused by `set_parameters` itself, from the safetensors header."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     ckpt8 = str(tiny_checkpoint(scale=8))
-    r = fresh("/naima_badswap")
-    h, node = r.h, r.node
     with safe_open(ckpt8, framework="pt") as f:
         metadata = f.metadata()
-    wrong = tmp_path / "wrong_tensors_x8.safetensors"
-    save_file({"not_a_naima_weight": torch.zeros(3)}, str(wrong), metadata=metadata)
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    name = sorted(state)[-1]
+    missing, reshaped = dict(state), dict(state)
+    del missing[name]
+    reshaped[name] = torch.zeros(tuple(state[name].shape) + (2,))
+    for label, tensors, why in (("missing", missing, "1 missing"),
+                                ("reshaped", reshaped, "tensor shapes do not match")):
+        bad = tmp_path / f"{label}_x8.safetensors"
+        save_file(tensors, str(bad), metadata=metadata)
+        result = network.node.set_parameters([Parameter("checkpoint", value=str(bad))])[0]
+        assert not result.successful and why in result.reason and name in result.reason, \
+            result.reason
+        assert network.node.get_parameter("checkpoint").value == ckpt8
+    ok = tmp_path / "same_x8.safetensors"
+    save_file(state, str(ok), metadata=metadata)  # the same tensors under another name: fine
+    assert network.node.set_parameters([Parameter("checkpoint", value=str(ok))])[0].successful
+    wait_for(lambda: network.h.diag.get("checkpoint") == str(ok), what="the new file serving")
+    assert network.node.set_parameters([Parameter("checkpoint", value=ckpt8)])[0].successful
+    wait_for(lambda: network.h.diag.get("checkpoint") == ckpt8, what="the old file back")
+
+
+def test_scale_contradicting_the_arriving_frames_is_refused(fresh):
+    """`scale` 4 while x8 frames arrive would drop every pair: refused with the sizes, unless
+    resize_rgb_to_multiple is on."""
+    r = fresh("/naima_scale", method="bicubic")
+    node = r.node
+    r.h.serve_good()  # rgb 64x48, depth 8x6 arrive
+    result = node.set_parameters([Parameter("scale", value=4)])[0]
+    assert not result.successful
+    assert result.reason == ("scale 4 contradicts the frames arriving: rgb 64x48 is 8 x depth "
+                             "8x6; set resize_rgb_to_multiple to resize the RGB")
+    assert node.get_parameter("scale").value == 8
+    assert node.set_parameters_atomically([Parameter("scale", value=4),
+                                           Parameter("resize_rgb_to_multiple",
+                                                     value=True)]).successful
+    wait_for(lambda: r.h.diag.get("scale") == "4", what="x4 serving")
+    t = next_stamp_ns()
+    r.h.send(rgb_msg(t), depth_msg(t))  # 64x48 resized to 4 x 8x6 = 32x24
+    image = r.h.output(t)[0]
+    assert (image.width, image.height) == (32, 24)
+
+
+@needs_torch
+def test_failed_swap_keeps_old_model_and_reverts(fresh, tiny_checkpoint, tmp_path):
+    """A checkpoint that passes every check and then fails to load (here: an injected failure of
+    the load itself): the old model keeps serving and the parameter goes back."""
+    import shutil
+
+    ckpt8 = str(tiny_checkpoint(scale=8))
+    r = fresh("/naima_badswap")
+    h, node = r.h, r.node
+    wrong = tmp_path / "fails_to_load_x8.safetensors"
+    shutil.copy(ckpt8, wrong)
+    r.fail_load = "CUDA out of memory (injected)"
     result = node.set_parameters([Parameter("checkpoint", value=str(wrong))])[0]
-    assert result.successful  # the cheap check passes; the load happens in the background
+    assert result.successful  # the checks pass; the load happens in the background
     wait_for(lambda: h.counter("events.model_swap_failed") >= 1, what="model_swap_failed")
     wait_for(lambda: node.get_parameter("checkpoint").value == ckpt8,
              what="checkpoint parameter reverted")
     wait_for(lambda: h.diag.get("model_swap", "").startswith("failed"), what="swap state")
-    assert str(wrong) in h.diag["model_swap"]
+    assert "out of memory (injected)" in h.diag["model_swap"]
     assert h.diag["checkpoint"] == ckpt8
+    wait_for(lambda: h.status[0] == 1 and "model swap failed" in h.status[1], what="WARN")
     h.serve_good()  # still the old x8 model
 
 

@@ -9,6 +9,10 @@
   the on-set callback once the change is accepted (`add_parameter_callbacks`); they must then
   take the new values from the accepted parameter list, not from `get_parameter`.
 
+- `QoSOverridingOptions` (the `qos_overrides./<topic>.<entity>.*` parameters) exists since
+  Galactic, so on every supported distro; `qos_overriding_kwargs` still detects it, so a build
+  without it serves with the defaults instead of failing.
+
 Everything is detected when called, so tests can present the Humble shape with monkeypatched
 module objects.
 """
@@ -20,7 +24,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["MatchedInfo", "PublisherCountWatch", "add_parameter_callbacks",
-           "has_matched_event", "subscription_event_callbacks_class"]
+           "has_matched_event", "qos_overriding_kwargs", "resolve_topic_name",
+           "subscription_event_callbacks_class"]
 
 
 class MatchedInfo(NamedTuple):
@@ -46,6 +51,29 @@ def has_matched_event(callbacks_class=None) -> bool:
         return "matched" in inspect.signature(cls).parameters
     except (TypeError, ValueError):  # no signature (a C type): ask an instance
         return hasattr(cls(), "matched")
+
+
+def qos_overriding_kwargs() -> dict:
+    """`create_publisher` / `create_subscription` keyword arguments that declare the entity's
+    `qos_overrides./<topic>.<publisher|subscription>.{history,depth,reliability}` parameters
+    (read-only, set at start-up), or {} where rclpy has no QoS overriding."""
+    try:
+        module = importlib.import_module("rclpy.qos_overriding_options")
+    except ImportError:
+        return {}
+    options = getattr(module.QoSOverridingOptions, "with_default_policies", None)
+    return {"qos_overriding_options": options()} if options else {}
+
+
+def resolve_topic_name(node, name: str) -> str:
+    """The fully qualified, remapped name of `name` (`Node.resolve_topic_name`); where rclpy
+    lacks it, the name expanded with the node's namespace (remapping not applied)."""
+    resolve = getattr(node, "resolve_topic_name", None)
+    if resolve is not None:
+        return resolve(name)
+    if name.startswith("/"):
+        return name
+    return f"{node.get_namespace().rstrip('/')}/{name}"
 
 
 def matched_event_callbacks(on_matched: Callable):

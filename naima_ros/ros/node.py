@@ -30,6 +30,7 @@ old model, reverts the parameters and reports the reason.
 """
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 import time
@@ -42,8 +43,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from naima_ros import runtime
@@ -54,11 +55,28 @@ from naima_ros.ros.diagnostics import InputWatch, NodeStats, WarningThrottle, st
 from naima_ros.ros.parameters import declare_parameters, result
 from naima_ros.ros.sync import Subscriber, deserialized, make_synchronizer
 from naima_ros.serving import (MODEL_PARAMETERS, Drop, FrameServer, ServeConfig,
-                               check_parameters, stamp_ns)
+                               check_parameters, check_scale, stamp_ns)
 
 __all__ = ["ModelLoadError", "NaimaNode", "main"]
 
 RGB_TOPIC, DEPTH_TOPIC = "rgb/image_rect_color", "depth/image_rect"
+SIZES_CURRENT_S = 5.0  # frames decoded this recently are "the frames arriving" (scale check)
+
+
+def input_qos() -> QoSProfile:
+    """The inputs' default QoS: sensor data (best effort, keep last 5), as camera drivers publish.
+
+    Every publisher and subscription also has its standard
+    `qos_overrides./<topic>.<publisher|subscription>.{history,depth,reliability}` parameters;
+    rclpy writes them into the profile object it is given, so each entity gets a fresh one.
+    """
+    return copy.copy(qos_profile_sensor_data)
+
+
+def output_qos() -> QoSProfile:
+    """The outputs' default QoS: reliable, keep last 5."""
+    return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
 MALLOC_TUNING: dict | str = "off"  # what main() set (a node in someone else's process: nothing)
 
 
@@ -85,6 +103,10 @@ class NaimaNode(Node):
         self._throttle = WarningThrottle(self._values["warn_throttle"])
         self._server = FrameServer(on_event=self._event)
         self._info: CameraInfo | None = None
+        self._depth_info: CameraInfo | None = None  # with register_depth
+        self._rgb_type, self._depth_type = (
+            Image if self._values[f"{which}_transport"] == "raw" else CompressedImage
+            for which in ("rgb", "depth"))
         self._pending = None  # (rgb, depth, monotonic receive time) of the newest pair
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -99,7 +121,8 @@ class NaimaNode(Node):
                        else f"loading {spec.method} x{spec.scale}")
         self._watch = None  # InputWatch, once the subscriptions exist
         self._sync = None
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        qos_kw = compat.qos_overriding_kwargs()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **qos_kw)
         loaded = threading.Event()
         # the load blocks this thread for seconds: a status from the first second, not silence
         threading.Thread(target=self._startup_status, args=(loaded,), name="naima_startup",
@@ -124,25 +147,25 @@ class NaimaNode(Node):
         self._native_post_set = compat.add_parameter_callbacks(
             self, self.validate_parameters_callback, self.parameters_set_callback)
 
-        out_qos = self._qos("output")
-        self._image_pub = self.create_publisher(Image, "depth_registered/image_rect", out_qos)
-        self._info_pub = self.create_publisher(CameraInfo, "depth_registered/camera_info",
-                                               out_qos)
-        self._points_pub = self.create_publisher(PointCloud2, "depth_registered/points", out_qos)
+        self._image_pub, self._info_pub, self._points_pub = (
+            self.create_publisher(msg_type, topic, output_qos(), **qos_kw)
+            for msg_type, topic in ((Image, "depth_registered/image_rect"),
+                                    (CameraInfo, "depth_registered/camera_info"),
+                                    (PointCloud2, "depth_registered/points")))
 
         self._worker = threading.Thread(target=self._worker_loop, name="naima_worker",
                                         daemon=True)
         self._worker.start()
 
-        in_qos = self._qos("input")
         group = ReentrantCallbackGroup()
         # raw: the synchronizer needs only stamps; the worker deserializes the pair it serves,
         # so the frames it supersedes cost a copy of their bytes, not a Python message each
         self._rgb_sub, self._depth_sub = (
-            Subscriber(self, Image, topic, qos_profile=in_qos, raw=True, callback_group=group,
+            Subscriber(self, msg_type, name, qos_profile=input_qos(), raw=True, callback_group=group,
                        event_callbacks=compat.matched_event_callbacks(
-                           lambda info, topic=topic: self.matched_callback(topic, info)))
-            for topic in (RGB_TOPIC, DEPTH_TOPIC))
+                           lambda info, topic=topic: self.matched_callback(topic, info)),
+                       **qos_kw)
+            for topic, msg_type, name in self._input_topics())
         # Humble has no matched event: the diagnostics timer polls the publisher counts instead
         self._publisher_watch = None if compat.has_matched_event() else \
             compat.PublisherCountWatch(
@@ -164,9 +187,14 @@ class NaimaNode(Node):
                                  self._values["slop"], self._values["exact_sync"])
         for key, sub in (("rgb", self._rgb_sub), ("depth", self._depth_sub)):
             sub.registerCallback(self._input_seen, key)
+        self._depth_info_sub = None
+        if self._values["register_depth"]:
+            self._depth_info_sub = self.create_subscription(
+                CameraInfo, "depth/camera_info", self.depth_camera_info_callback, input_qos(),
+                callback_group=group, **qos_kw)
         self._info_sub = self.create_subscription(CameraInfo, "rgb/camera_info",
-                                                  self.camera_info_callback, in_qos,
-                                                  callback_group=group)
+                                                  self.camera_info_callback, input_qos(),
+                                                  callback_group=group, **qos_kw)
         self._diag_timer = self.create_timer(self._values["diagnostics_period"],
                                              self.diagnostics_callback)
         outputs = (self._image_pub, self._info_pub, self._points_pub)
@@ -196,6 +224,12 @@ class NaimaNode(Node):
                     check_spec(spec)
                 except (ValueError, OSError) as exc:
                     reason = f"model not changed: {exc}"
+        sizes = self._server.last_sizes
+        resize = new.get("resize_rgb_to_multiple", self._values["resize_rgb_to_multiple"])
+        if (reason is None and "scale" in new and not resize and sizes is not None
+                and not self._values["register_depth"]  # registration makes the LR grid
+                and time.monotonic() - self._server.last_sizes_at < SIZES_CURRENT_S):
+            reason = check_scale(int(new["scale"]), sizes)
         return result(reason)
 
     def parameters_set_callback(self, params: list[Parameter]) -> None:
@@ -216,13 +250,6 @@ class NaimaNode(Node):
                                  if getattr(kept, n) != getattr(failed, n)])
 
     # ------------------------------------------------------------------ callbacks
-    def _qos(self, which: str) -> QoSProfile:
-        reliability = (ReliabilityPolicy.RELIABLE
-                       if self._values[f"{which}_reliability"] == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._values[f"{which}_depth"],
-                          reliability=reliability)
-
     def matched_callback(self, topic: str, info) -> None:
         """Track publishers: a lost and returning publisher is a restart; stale halves go."""
         name = getattr(self, "_topics", {}).get(topic, topic)  # resolved (remapped) name
@@ -236,6 +263,22 @@ class NaimaNode(Node):
             n = self._stats.event("publisher_restart")
             self._warn("publisher_restart", f"{name} publisher restarted ({n} restarts); "
                        f"discarded {stale} unmatched queued messages")
+
+    def _input_topics(self) -> list[tuple[str, type, str]]:
+        """(key, message type, topic) of the RGB and depth inputs: the raw topics (relative,
+        remappable), or image_transport's `<resolved base topic>/compressed[Depth]`."""
+        out = []
+        for key, transport in ((RGB_TOPIC, self._values["rgb_transport"]),
+                               (DEPTH_TOPIC, self._values["depth_transport"])):
+            if transport == "raw":
+                out.append((key, Image, key))
+            else:
+                out.append((key, CompressedImage,
+                            f"{compat.resolve_topic_name(self, key)}/{transport}"))
+        return out
+
+    def depth_camera_info_callback(self, msg: CameraInfo) -> None:
+        self._depth_info = msg
 
     def camera_info_callback(self, msg: CameraInfo) -> None:
         self._info = msg
@@ -327,8 +370,10 @@ class NaimaNode(Node):
         """Serve one pair with `serving` and publish its outputs; raises Drop to reject it."""
         model = self._slot.model  # one model for the whole frame, even if a swap lands meanwhile
         config = self._config
-        rgb_msg, depth_msg = deserialized(rgb_msg, Image), deserialized(depth_msg, Image)
-        frame = self._server.serve(model.predictor, rgb_msg, depth_msg, self._info, config)
+        rgb_msg, depth_msg = (deserialized(rgb_msg, self._rgb_type),
+                              deserialized(depth_msg, self._depth_type))
+        frame = self._server.serve(model.predictor, rgb_msg, depth_msg, self._info, config,
+                                   self._depth_info)
         if self._stop.is_set() or not self.context.ok():
             return  # shutting down while the model ran
         header = Header(stamp=depth_msg.header.stamp, frame_id=frame.frame_id)
