@@ -1,9 +1,12 @@
 """NaimaNode: synced RGB + ToF depth in; super-resolved depth, CameraInfo and point cloud out.
+ManagedNaimaNode: the same as a managed (lifecycle) node; both are `NaimaServing`'s phases.
 
 Topics (relative, remappable; depth_image_proc / REP 118 names):
   in   rgb/image_rect_color  (rgb8, bgr8, rgba8, bgra8, mono8)
        rgb/camera_info
        depth/image_rect      (16UC1 / mono16 mm, 0 invalid; 32FC1 m, NaN/inf/<=0 invalid)
+       depth/camera_info     (with register_depth)
+       <rgb>/compressed, <depth>/compressedDepth instead (rgb_transport, depth_transport)
   out  depth_registered/image_rect   (32FC1 m NaN invalid, or 16UC1 mm 0 invalid)
        depth_registered/camera_info  (RGB CameraInfo rescaled to the output size)
        depth_registered/points       (organised PointCloud2, PCL layout, NaN invalid)
@@ -41,6 +44,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -57,7 +61,8 @@ from naima_ros.ros.sync import Subscriber, deserialized, make_synchronizer
 from naima_ros.serving import (MODEL_PARAMETERS, Drop, FrameServer, ServeConfig,
                                check_parameters, check_scale, stamp_ns)
 
-__all__ = ["ModelLoadError", "NaimaNode", "main"]
+__all__ = ["ManagedNaimaNode", "ModelLoadError", "NaimaNode", "NaimaServing", "lifecycle_main",
+           "main"]
 
 RGB_TOPIC, DEPTH_TOPIC = "rgb/image_rect_color", "depth/image_rect"
 SIZES_CURRENT_S = 5.0  # frames decoded this recently are "the frames arriving" (scale check)
@@ -80,23 +85,14 @@ def output_qos() -> QoSProfile:
 MALLOC_TUNING: dict | str = "off"  # what main() set (a node in someone else's process: nothing)
 
 
-class NaimaNode(Node):
-    """The depth super-resolution node; see the module docstring.
+class NaimaServing:
+    """The node's machinery in lifecycle phases, shared by `NaimaNode` (a plain rclpy Node that
+    runs them all in its constructor) and `ManagedNaimaNode` (a LifecycleNode that runs them on
+    its transitions): `_setup` (parameters, /diagnostics), `_configure` (load and warm up the
+    model), `_activate` (publishers, subscriptions, worker), `_deactivate`, `_cleanup`."""
 
-    Args:
-        node_name: default node name (remappable with `__node`).
-        predictor_factory: `factory(method, *, checkpoint, scale, device, precision)` ->
-            predictor; default `naima_ros.predictors.load_predictor`.
-        use_message_filters: force (True) or forbid (False) message_filters; None = if present.
-        **kwargs: passed to `rclpy.node.Node` (e.g. `parameter_overrides`, `context`).
-
-    Raises:
-        ModelLoadError: the start-up model could not be loaded or warmed up.
-    """
-
-    def __init__(self, node_name: str = "naima", *, predictor_factory=None,
-                 use_message_filters=None, **kwargs):
-        super().__init__(node_name, **kwargs)
+    def _setup(self, predictor_factory, use_message_filters) -> None:
+        self._use_message_filters = use_message_filters
         self._values = declare_parameters(self)  # current values, updated by the post-set
         self._config = ServeConfig.from_values(self._values)
         self._stats = NodeStats()
@@ -110,19 +106,32 @@ class NaimaNode(Node):
         self._pending = None  # (rgb, depth, monotonic receive time) of the newest pair
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._worker = None
         self._lost_publishers: set[str] = set()
         self._last_dropped_total = 0
         self._last_unmatched = 0
-
         self._slot = ModelSlot(predictor_factory, log_info=self.get_logger().info,
                                log_error=self.get_logger().error)
+        self._state = "unconfigured"
+        self._watch = None  # InputWatch, while active
+        self._sync = None
+        self._publisher_watch = None
+        self._diag_timer = None
+        self._qos_kw = compat.qos_overriding_kwargs()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10,
+                                               **self._qos_kw)
+        self._native_post_set = compat.add_parameter_callbacks(
+            self, self.validate_parameters_callback, self.parameters_set_callback)
+
+    def _configure(self) -> None:
+        """Load and warm up the model, telling /diagnostics meanwhile.
+
+        Raises:
+            ModelLoadError: with the reason (also an ERROR status).
+        """
         spec = self._spec()
         self._state = (f"loading model {spec.checkpoint} x{spec.scale}" if spec.method == "naima"
                        else f"loading {spec.method} x{spec.scale}")
-        self._watch = None  # InputWatch, once the subscriptions exist
-        self._sync = None
-        qos_kw = compat.qos_overriding_kwargs()
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **qos_kw)
         loaded = threading.Event()
         # the load blocks this thread for seconds: a status from the first second, not silence
         threading.Thread(target=self._startup_status, args=(loaded,), name="naima_startup",
@@ -139,20 +148,23 @@ class NaimaNode(Node):
             self._publish_status()
             if hasattr(self._diag_pub, "wait_for_all_acked"):  # let monitors get the ERROR
                 self._diag_pub.wait_for_all_acked(Duration(seconds=1.0))
-            super().destroy_node()
             raise
         finally:
             loaded.set()
-        self._state = "serving"
-        self._native_post_set = compat.add_parameter_callbacks(
-            self, self.validate_parameters_callback, self.parameters_set_callback)
+        self._state = "inactive"
+        self._diag_timer = self.create_timer(self._values["diagnostics_period"],
+                                             self.diagnostics_callback)
 
+    def _activate(self) -> None:
+        """Publishers, the worker, then the subscriptions: serving starts."""
+        qos_kw = self._qos_kw
         self._image_pub, self._info_pub, self._points_pub = (
             self.create_publisher(msg_type, topic, output_qos(), **qos_kw)
             for msg_type, topic in ((Image, "depth_registered/image_rect"),
                                     (CameraInfo, "depth_registered/camera_info"),
                                     (PointCloud2, "depth_registered/points")))
-
+        self._stop.clear()
+        self._pending = None
         self._worker = threading.Thread(target=self._worker_loop, name="naima_worker",
                                         daemon=True)
         self._worker.start()
@@ -177,7 +189,7 @@ class NaimaNode(Node):
                                        queue_size=self._values["queue_size"],
                                        slop=self._values["slop"],
                                        exact=self._values["exact_sync"],
-                                       use_message_filters=use_message_filters)
+                                       use_message_filters=self._use_message_filters)
         self._sync.registerCallback(self.pair_callback)
         self._topics = {topic: getattr(sub, "sub", sub).topic_name  # resolved, remapped
                         for topic, sub in ((RGB_TOPIC, self._rgb_sub),
@@ -195,13 +207,42 @@ class NaimaNode(Node):
         self._info_sub = self.create_subscription(CameraInfo, "rgb/camera_info",
                                                   self.camera_info_callback, input_qos(),
                                                   callback_group=group, **qos_kw)
-        self._diag_timer = self.create_timer(self._values["diagnostics_period"],
-                                             self.diagnostics_callback)
+        self._state = "serving"
         outputs = (self._image_pub, self._info_pub, self._points_pub)
         self.get_logger().info(
             f"ready: {self._slot.model.summary()}; {self._slot.model.describe()}; in: "
             f"{', '.join(self._topics.values())}, {self._info_sub.topic_name}; out: "
             f"{', '.join(p.topic_name for p in outputs)}")
+
+    def _deactivate(self) -> None:
+        """Stop serving: subscriptions, then the worker (its frame finishes), then publishers."""
+        self._state = "inactive"
+        self._watch = None
+        for sub in (self._rgb_sub, self._depth_sub, self._info_sub, self._depth_info_sub):
+            if sub is not None:
+                self.destroy_subscription(getattr(sub, "sub", sub))
+        self._rgb_sub = self._depth_sub = self._info_sub = self._depth_info_sub = None
+        self._sync = self._publisher_watch = None
+        self._stop_worker()
+        for pub in (self._image_pub, self._info_pub, self._points_pub):
+            self.destroy_publisher(pub)
+        self._image_pub = self._info_pub = self._points_pub = None
+
+    def _cleanup(self) -> None:
+        """Release the model (and its memory)."""
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        self._slot.model = None
+        self._state = "unconfigured"
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._worker is not None and self._worker.is_alive():
+            self._worker.join(timeout=10.0)
+        self._worker = None
 
     # ------------------------------------------------------------------ parameters
     def _spec(self, values=None) -> ModelSpec:
@@ -219,7 +260,8 @@ class NaimaNode(Node):
         reason = check_parameters(new, self._values)
         if reason is None and any(name in new for name in MODEL_PARAMETERS):
             spec = self._spec({**self._values, **new})
-            if spec.key != self._slot.model.spec.key:
+            model = self._slot.model  # None: not configured yet (lifecycle)
+            if model is None or spec.key != model.spec.key:
                 try:
                     check_spec(spec)
                 except (ValueError, OSError) as exc:
@@ -237,7 +279,7 @@ class NaimaNode(Node):
         self._values = {**self._values, **{p.name: p.value for p in params}}
         self._config = ServeConfig.from_values(self._values)
         self._throttle.period_s = self._values["warn_throttle"]
-        if any(p.name in MODEL_PARAMETERS for p in params):
+        if any(p.name in MODEL_PARAMETERS for p in params) and self._slot.model is not None:
             spec = self._spec()
             if spec != self._slot.model.spec:
                 self._slot.swap(spec, self._warmup(), self._revert, self._stats.event)
@@ -385,23 +427,90 @@ class NaimaNode(Node):
         self._watch.served()
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        worker = getattr(self, "_worker", None)
-        if worker is not None and worker.is_alive():
-            worker.join(timeout=10.0)
+        self._stop_worker()
         super().destroy_node()
 
 
-def main(args=None) -> int:
-    """Entry point of `naima_node`: `naima_node --ros-args --params-file ... -r ...`."""
+class NaimaNode(NaimaServing, Node):
+    """The depth super-resolution node; see the module docstring. It loads its model and starts
+    serving in its constructor (`ManagedNaimaNode` is the lifecycle variant).
+
+    Args:
+        node_name: default node name (remappable with `__node`).
+        predictor_factory: `factory(method, *, checkpoint, scale, device, precision)` ->
+            predictor; default `naima_ros.predictors.load_predictor`.
+        use_message_filters: force (True) or forbid (False) message_filters; None = if present.
+        **kwargs: passed to `rclpy.node.Node` (e.g. `parameter_overrides`, `context`).
+
+    Raises:
+        ModelLoadError: the start-up model could not be loaded or warmed up.
+    """
+
+    def __init__(self, node_name: str = "naima", *, predictor_factory=None,
+                 use_message_filters=None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._setup(predictor_factory, use_message_filters)
+        try:
+            self._configure()
+        except ModelLoadError:
+            super().destroy_node()
+            raise
+        self._activate()
+
+
+class ManagedNaimaNode(NaimaServing, LifecycleNode):
+    """The node as a managed (lifecycle) node: the same parameters, topics and serving, driven
+    by the standard lifecycle services (`<node>/change_state`, `<node>/get_state`, e.g. from
+    `ros2 lifecycle set` or a Nav2-style lifecycle manager).
+
+    configure: load and warm up the model (a failure is a FAILURE transition and an ERROR status);
+    activate: publishers, subscriptions and the worker; deactivate: stop serving (the frame in
+    progress finishes); cleanup: release the model. /diagnostics is published in every state.
+    Arguments as `NaimaNode`.
+    """
+
+    def __init__(self, node_name: str = "naima", *, predictor_factory=None,
+                 use_message_filters=None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._setup(predictor_factory, use_message_filters)
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except ModelLoadError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        if self._state == "serving":
+            self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+
+def main(args=None, node_class=None) -> int:
+    """Entry point of `naima_node`: `naima_node --ros-args --params-file ... -r ...`.
+
+    `node_class`: `NaimaNode` (default) or `ManagedNaimaNode` (`lifecycle_main`)."""
     global MALLOC_TUNING
     MALLOC_TUNING = runtime.tune_malloc()  # naima_ros.runtime: why, and what it sets
     rclpy.init(args=args)
     node = None
     try:
-        node = NaimaNode()
+        node = (node_class or NaimaNode)()
         # one executor thread: the callbacks only store messages (the worker thread serves);
         # a MultiThreadedExecutor's hand-offs took 4x its CPU at 30 Hz (README "Serving at
         # camera rate"), CPU and GIL time the forward pass needs
@@ -418,6 +527,12 @@ def main(args=None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def lifecycle_main(args=None) -> int:
+    """Entry point of `naima_lifecycle_node`: the managed node, unconfigured until told
+    (`ros2 lifecycle set /naima configure`, then `activate`)."""
+    return main(args, ManagedNaimaNode)
 
 
 if __name__ == "__main__":
