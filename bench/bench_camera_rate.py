@@ -47,6 +47,7 @@ SCALE = 8
 OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
 START_TIMEOUT_S = 300.0
 PYSPY_RATE = 100  # samples per second
+DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.serving.PARAMETERS)
 
 
 def camera_frames(width: int, height: int):
@@ -159,7 +160,8 @@ def subscriber(stop_file: str) -> None:
 
 
 # ---------------------------------------------------------------- the model alone
-def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int) -> None:
+def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int,
+                threads: int) -> None:
     """Median seconds of the predictor on the camera's frame, as the node loads and calls it."""
     import numpy as np
 
@@ -167,7 +169,8 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
     from naima_ros.model_slot import ModelSlot, ModelSpec
     from naima_ros.serving import DEFAULTS
 
-    tuning = runtime.tune_process(int(DEFAULTS.get("torch_threads", 0)))
+    assert DEFAULTS["torch_threads"] == DEFAULT_TORCH_THREADS
+    tuning = runtime.tune_process(threads)
     spec = ModelSpec(method, checkpoint or DEFAULTS["checkpoint"], SCALE, "cpu", "auto")
     predictor = ModelSlot(log_info=lambda m: None).load(spec, (1, height, width)).predictor
     rgb, depth_mm, _ = camera_frames(width, height)
@@ -269,8 +272,13 @@ class Proc:
 
 
 def time_model(env, me, width, height, args) -> float:
+    # the node's torch_threads (a --node-param, else the parameter's default)
+    threads = DEFAULT_TORCH_THREADS
+    for extra in args.node_param:
+        name, _, value = extra.partition(":=")
+        threads = int(value) if name == "torch_threads" else threads
     proc = Proc([sys.executable, me, "model", str(width), str(height), args.method,
-                 args.checkpoint, str(args.model_runs)], env)
+                 args.checkpoint, str(args.model_runs), str(threads)], env)
     result = json.loads(proc.wait_for('"model_s"', START_TIMEOUT_S))
     proc.stop()
     return result["model_s"]
@@ -416,6 +424,6 @@ if __name__ == "__main__":
         show(sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "model":
         model_alone(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5],
-                    int(sys.argv[6]))
+                    int(sys.argv[6]), int(sys.argv[7]))
     else:
         main()

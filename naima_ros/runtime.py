@@ -12,9 +12,11 @@ The node applies `tune_process` at start-up, before the model is loaded (and
   node's few threads rarely allocate at the same time, and arenas of threads that come and go
   (a model swap loads on a fresh thread) no longer pile up resident memory. A setting whose
   `MALLOC_*_` environment variable is set is left to it: the user's environment wins.
-- **torch threads**: the intra-op pool (parameter `torch_threads`); 0 means one per core but
-  one. Measured on 2 shared cores (README "Serving at camera rate"): 2 threads beside the node's
-  own threads made a forward pass several times slower and erratic, 1 thread kept it steady.
+- **torch threads**: the intra-op pool (parameter `torch_threads`); 0 means one per core. Chosen
+  with the executor's share in mind, by measurement (README "Serving at camera rate"): with the
+  node's single raw-subscription executor using about a tenth of a core at 30 Hz, a forward pass
+  inside the node took ~1.1 s with 2 threads and ~2 s with 1 on the 2 shared cores; leaving a
+  core to the executor only paid off while it was a MultiThreadedExecutor.
 """
 from __future__ import annotations
 
@@ -71,13 +73,11 @@ def tune_malloc(settings: dict | None = None) -> dict[str, str]:
 
 
 def torch_thread_count(requested: int = 0) -> int:
-    """`requested`, or for 0 one thread per usable core but one (at least one): the node's
-    executor and the worker's Python between ops need a core, and an OpenMP pool that shares
-    its cores with them waits at every barrier for a preempted thread."""
+    """`requested`, or for 0 one thread per usable core (torch's own default)."""
     if requested > 0:
         return int(requested)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) - 1)
+    return max(1, cores or 1)
 
 
 def set_torch_threads(requested: int = 0) -> int:

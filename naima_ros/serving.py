@@ -118,8 +118,8 @@ PARAMETERS = (
     ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
     ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "
                   "CPU)", choices=PRECISIONS),
-    ParameterSpec("torch_threads", 0, "torch intra-op threads; 0: one per core but one, which "
-                  "is left to the executor and the worker's Python (naima_ros.runtime)",
+    ParameterSpec("torch_threads", 0, "torch intra-op threads; 0: one per core (measured "
+                  "fastest in the node: its executor needs a tenth of a core; naima_ros.runtime)",
                   int_range=(0, 256, 1), read_only=True),
     ParameterSpec("queue_size", 5, "synchronizer queue per input (messages)",
                   int_range=(1, 100, 1), read_only=True),

@@ -74,9 +74,9 @@ def test_a_setting_glibc_refuses_is_reported():
     assert report == {"M_MXFAST": "rejected"}
 
 
-def test_thread_count_leaves_a_core_to_the_node():
+def test_thread_count_is_one_per_core_unless_asked():
     cores = len(os.sched_getaffinity(0))
-    assert runtime.torch_thread_count(0) == max(1, cores - 1)
+    assert runtime.torch_thread_count(0) == cores
     assert runtime.torch_thread_count(3) == 3
 
 
