@@ -222,12 +222,14 @@ def test_offline_defaults_are_the_node_parameters():
     from naima_ros.bags.cli import build_parser
     from naima_ros.serving import DEFAULTS
     for f in fields(ServeConfig):
-        assert getattr(ServeConfig(), f.name) == DEFAULTS[f.name], f.name
+        want = DEFAULTS[f.name]  # a ROS double array is a tuple in the (immutable) config
+        assert getattr(ServeConfig(), f.name) == (tuple(want) if isinstance(want, list)
+                                                  else want), f.name
     args = build_parser().parse_args(["run", "in", "out"])
     assert (args.method, args.device, args.precision) == (DEFAULTS["method"], DEFAULTS["device"],
                                                           DEFAULTS["precision"])
     for name in ("output_encoding", "points_stride", "min_depth", "max_depth",
-                 "max_input_pixels", "slop"):
+                 "max_input_pixels", "slop", "rgb_transport", "depth_transport"):
         assert getattr(args, name) == DEFAULTS[name], name
     assert args.resize_rgb_to_multiple == DEFAULTS["resize_rgb_to_multiple"]
     assert args.exact_sync == DEFAULTS["exact_sync"]

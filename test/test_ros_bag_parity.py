@@ -24,7 +24,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 
 from naima_ros.bags.cli import main as naima_bag  # noqa: E402
 from naima_ros.bags.io import (CAMERA_INFO, TYPESTORE, BagReader, BagWriter,  # noqa: E402
@@ -124,22 +124,28 @@ def to_rclpy(msg, msg_type):
     return deserialize_message(bytes(TYPESTORE.serialize_cdr(msg, msg.__msgtype__)), msg_type)
 
 
-def serve_through_node(method, checkpoint, pairs):
+def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_transport="raw"):
     """Per pair: ("served", (image, info, cloud)) or ("dropped", reason), in order."""
     context = Context()
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
+    rgb_topic, depth_topic = (base if transport == "raw" else f"{base}/{transport}"
+                              for base, transport in (("rgb/image_rect_color", rgb_transport),
+                                                      ("depth/image_rect", depth_transport)))
+    rgb_type, depth_type = (Image if transport == "raw" else CompressedImage
+                            for transport in (rgb_transport, depth_transport))
     params = dict(PARAMS, method=method, checkpoint=checkpoint, scale=S, device="cpu",
-                  diagnostics_period=0.2)
+                  diagnostics_period=0.2, rgb_transport=rgb_transport,
+                  depth_transport=depth_transport)
     params.update({f"qos_overrides./parity/{topic}.subscription.{policy}": value
-                   for topic in ("rgb/image_rect_color", "depth/image_rect", "rgb/camera_info")
+                   for topic in (rgb_topic, depth_topic, "rgb/camera_info")
                    for policy, value in (("reliability", "reliable"), ("depth", 20))})
     node = NaimaNode(namespace="/parity", context=context,
                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     harness = rclpy.create_node("parity_harness", namespace="/parity", context=context)
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {name: harness.create_publisher(msg_type, topic, qos) for name, msg_type, topic in (
-        ("rgb", Image, "rgb/image_rect_color"), ("depth", Image, "depth/image_rect"),
+        ("rgb", rgb_type, rgb_topic), ("depth", depth_type, depth_topic),
         ("info", CameraInfo, "rgb/camera_info"))}
     outputs, lock = {}, threading.Lock()
 
@@ -167,8 +173,8 @@ def serve_through_node(method, checkpoint, pairs):
                 wait_for(lambda: node._info is not None, "camera_info at the node")
             dropped_before = dict(node._stats.snapshot()["dropped"])
             key = (d.header.stamp.sec, d.header.stamp.nanosec)
-            pubs["rgb"].publish(to_rclpy(rgb_m, Image))
-            pubs["depth"].publish(to_rclpy(d, Image))
+            pubs["rgb"].publish(to_rclpy(rgb_m, rgb_type))
+            pubs["depth"].publish(to_rclpy(d, depth_type))
 
             def settled():
                 with lock:
@@ -246,3 +252,60 @@ def test_node_and_bag_run_serve_recorded_pairs_identically(method, request, tmp_
     assert len(offline) == served
     drops = ", ".join(f"{k} {v}" for k, v in sorted(expected_drops.items()))
     assert f"{served} frames served of {len(pairs)} pairs; dropped: {drops};" in summary
+
+
+def test_compressed_inputs_node_and_bag_run_agree(tmp_path, capsys):
+    """CompressedImage on <rgb>/compressed and <depth>/compressedDepth (png/jpeg, 16UC1/32FC1):
+    the node over DDS and `naima-bag run --rgb-transport compressed --depth-transport
+    compressedDepth` serve them byte-identically, and a corrupt payload is the same drop."""
+    from naima_ros.image_transport import encode_compressed_color, encode_compressed_depth
+
+    types = TYPESTORE.types
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:H // S, 0:W // S]
+    lr = (1.0 + 0.1 * xx + 0.05 * yy).astype(np.float32)
+
+    def compressed(hdr, payload):
+        return types["sensor_msgs/msg/CompressedImage"](
+            header=hdr, format=payload.format, data=np.frombuffer(payload.data, np.uint8))
+
+    pairs = []
+    for i, (codec, encoding) in enumerate((("png", "16UC1"), ("jpeg", "32FC1"), ("png", "bad"))):
+        stamp = 300 * 10**9 + i * 100_000_000
+        rgb = compressed(header(stamp, "camera_color_optical_frame"), encode_compressed_color(
+            rng.integers(0, 256, (H, W, 3), dtype=np.uint8), codec))
+        depth_payload = encode_compressed_depth(lr, "16UC1" if encoding == "bad" else encoding)
+        if encoding == "bad":
+            depth_payload = depth_payload._replace(data=depth_payload.data[:20])
+        pairs.append((f"{codec}/{encoding}", "malformed_image" if encoding == "bad" else None,
+                      rgb, compressed(header(stamp, "tof_optical_frame"), depth_payload), True))
+    rgb_topic, depth_topic = f"{T.rgb}/compressed", f"{T.depth}/compressedDepth"
+    bag_in, bag_out = tmp_path / "in", tmp_path / "out"
+    with BagWriter(bag_in) as w:
+        w.declare(T.rgb_info, CAMERA_INFO)
+        for k, (_, _, rgb_m, d, _) in enumerate(pairs):
+            log = 1 + k * 1_000_000_000
+            w.write(T.rgb_info, camera_info(header(log, "camera_color_optical_frame")), log)
+            w.write(rgb_topic, rgb_m, log + 1)
+            w.write(depth_topic, d, log + 2)
+    assert naima_bag(["--no-progress", "run", str(bag_in), str(bag_out), "--method", "bicubic",
+                      "--scale", str(S), "--max-input-pixels", str(W * H),
+                      "--rgb-transport", "compressed", "--depth-transport",
+                      "compressedDepth"]) == 0
+    assert "2 frames served of 3 pairs; dropped: malformed_image 1;" in capsys.readouterr().out
+    offline = {}
+    with BagReader(bag_out) as reader:
+        for topic, _, msg in reader.messages([T.out_image, T.out_points]):
+            offline[(topic, msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+    online = serve_through_node("bicubic", "unused_x{scale}.safetensors", pairs,
+                                "compressed", "compressedDepth")
+    for (name, reason, _, d, _), (kind, value) in zip(pairs, online):
+        if reason:
+            assert (kind, value) == ("dropped", reason), name
+            continue
+        assert kind == "served", (name, value)
+        image, _, cloud = value
+        key = (d.header.stamp.sec, d.header.stamp.nanosec)
+        assert image.header.frame_id == "camera_color_optical_frame", name
+        assert bytes(image.data) == bytes(offline[(T.out_image, *key)].data), name
+        assert bytes(cloud.data) == bytes(offline[(T.out_points, *key)].data), name

@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger frames are dropped")
     p.add_argument("--slop", type=float, default=d["slop"], help="RGB/depth pairing slop, s")
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
+    p.add_argument("--rgb-transport", choices=("raw", "compressed"), default=d["rgb_transport"],
+                   help="compressed: read CompressedImage from <rgb topic>/compressed")
+    p.add_argument("--depth-transport", choices=("raw", "compressedDepth"),
+                   default=d["depth_transport"],
+                   help="compressedDepth: read <depth topic>/compressedDepth")
     _add_output(p)
     _add_topics(p, all_roles[:3] + all_roles[4:7])
 
@@ -210,7 +215,8 @@ def _run(args) -> int:
                          min_depth=args.min_depth, max_depth=args.max_depth,
                          resize_rgb_to_multiple=args.resize_rgb_to_multiple,
                          max_input_pixels=args.max_input_pixels, slop=args.slop,
-                         exact_sync=args.exact_sync)
+                         exact_sync=args.exact_sync, rgb_transport=args.rgb_transport,
+                         depth_transport=args.depth_transport)
     reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
     if reason:
         raise BagError(reason)

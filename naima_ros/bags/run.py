@@ -11,11 +11,14 @@ no closer RGB can still arrive. Every input message is copied into the output ba
 time; each output is logged at its pair's arrival + the measured processing time, so `eval`
 reports compute latency for an offline run. A pair the node would drop (an unsupported encoding,
 a size mismatch, no CameraInfo, all-invalid depth, ...) is counted with the node's reason; a
-depth frame with no RGB partner is `sync_unmatched`.
+depth frame with no RGB partner is `sync_unmatched`. Compressed inputs are read as the node
+subscribes them (`config.rgb_transport` compressed: `<rgb topic>/compressed`, `depth_transport`
+compressedDepth: `<depth topic>/compressedDepth`) and decoded in `serving`.
 """
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,8 @@ from naima_ros.bags.io import (CAMERA_INFO, IMAGE, POINT_CLOUD, TYPESTORE, BagEr
                                BagWriter, Topics, deserialize, image_msg, stamp_ns)
 from naima_ros.resources import resolve_checkpoint
 from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields
+
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 
 __all__ = ["PairMatcher", "RunSummary", "bag_scale", "default_checkpoint", "run_bag",
            "serve_pair"]
@@ -176,9 +181,17 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
     from tqdm import tqdm
 
     summary = RunSummary()
+    # compressed inputs as the node subscribes them: <topic>/compressed[Depth] (image_transport)
+    rgb_topic, depth_topic = (
+        topic if transport == "raw" else f"{topic}/{transport}"
+        for topic, transport in ((topics.rgb, config.rgb_transport),
+                                 (topics.depth, config.depth_transport)))
+    topics = dataclasses.replace(topics, rgb=rgb_topic, depth=depth_topic)
     with BagReader(input_bag) as reader:
         reader.require({"rgb": topics.rgb, "rgb_info": topics.rgb_info, "depth": topics.depth},
-                       {"rgb": IMAGE, "rgb_info": CAMERA_INFO, "depth": IMAGE})
+                       {"rgb": IMAGE if config.rgb_transport == "raw" else COMPRESSED_IMAGE,
+                        "rgb_info": CAMERA_INFO,
+                        "depth": IMAGE if config.depth_transport == "raw" else COMPRESSED_IMAGE})
         if predictor is None:
             predictor, summary.checkpoint = _load(reader, method, checkpoint, scale, device,
                                                   precision, topics)
@@ -289,6 +302,8 @@ def bag_scale(reader: BagReader, topics: Topics) -> int | None:
     """RGB width / depth width of the first frame of each, if an integer."""
     widths: dict[str, int] = {}
     for topic, _, msg in reader.messages([topics.rgb, topics.depth]):
+        if not hasattr(msg, "width"):  # a CompressedImage: its size is in its payload
+            break
         widths.setdefault(topic, int(msg.width))
         if len(widths) == 2:
             break
