@@ -172,3 +172,54 @@ def test_sigterm_stops_the_node_and_keeps_the_bag(tmp_path, input_bag, tiny_chec
         assert 0 < reader.message_counts[T.rgb] <= 4
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(ckpt) not in ps  # the node process is gone
+
+
+def test_replay_compressed_inputs(tmp_path, capsys):
+    """`--param rgb_transport=compressed --param depth_transport=compressedDepth`: the bag holds
+    CompressedImage on <rgb>/compressed and <depth>/compressedDepth; the node (remapped on the
+    base topics) subscribes exactly those and serves every pair."""
+    from naima_ros.bags.io import CAMERA_INFO, TYPESTORE, header
+    from naima_ros.image_transport import encode_compressed_color, encode_compressed_depth
+
+    types = TYPESTORE.types
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:H // S, 0:W // S]
+    bag = tmp_path / "compressed"
+    rgb_topic, depth_topic = f"{T.rgb}/compressed", f"{T.depth}/compressedDepth"
+
+    def compressed(hdr, payload):
+        return types["sensor_msgs/msg/CompressedImage"](
+            header=hdr, format=payload.format, data=np.frombuffer(payload.data, np.uint8))
+
+    info = types[CAMERA_INFO](
+        header=header(1, "cam"), height=H, width=W, distortion_model="plumb_bob",
+        d=np.zeros(5), k=np.array([50.0, 0, 31.5, 0, 50.0, 23.5, 0, 0, 1]), r=np.eye(3).ravel(),
+        p=np.array([50.0, 0, 31.5, 0, 0, 50.0, 23.5, 0, 0, 0, 1, 0]), binning_x=0, binning_y=0,
+        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                      do_rectify=False))
+    with BagWriter(bag) as w:
+        for i in range(4):
+            stamp = 10**9 * (5 + i)
+            log = 10**9 + i * 200_000_000
+            hdr = header(stamp, "camera_color_optical_frame")
+            info.header = hdr
+            w.write(T.rgb_info, info, log)
+            w.write(rgb_topic, compressed(hdr, encode_compressed_color(
+                rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "png")), log + 1)
+            w.write(depth_topic, compressed(hdr, encode_compressed_depth(
+                (1.0 + 0.1 * xx + 0.05 * yy + 0.1 * i).astype(np.float32))), log + 2)
+    out = tmp_path / "out"
+    rc = main(["--no-progress", "replay", str(bag), str(out), "--method", "bicubic",
+               "--scale", str(S), "--rate", "0.5", "--settle", "2", "--no-points",
+               "--param", "rgb_transport=compressed", "--param", "depth_transport=compressedDepth",
+               "--param", f"warmup_width={W}", "--param", f"warmup_height={H}"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    got = {}
+    with BagReader(out) as reader:
+        for topic, _, msg in reader.messages():
+            got.setdefault(topic, []).append(msg)
+    assert stamps(got[T.out_image]) == stamps(got[depth_topic])  # every pair served
+    assert all((m.width, m.height) == (W, H) for m in got[T.out_image])
+    log = (tmp_path / "out.node.log").read_text()
+    assert f"in: {rgb_topic}, {depth_topic}" in log

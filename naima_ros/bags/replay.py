@@ -18,6 +18,7 @@ The only module of `naima_ros.bags` that needs rclpy (imported when a replay sta
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib
 import os
 import signal
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from naima_ros.bags.io import (CAMERA_INFO, DIAGNOSTICS, IMAGE, POINT_CLOUD, BagError, BagReader,
                                BagWriter, Topics)
-from naima_ros.bags.run import bag_scale, default_checkpoint
+from naima_ros.bags.run import COMPRESSED_IMAGE, bag_scale, default_checkpoint
 from naima_ros.resources import resolve_checkpoint
 from naima_ros.serving import DEFAULTS
 
@@ -106,6 +107,8 @@ def _parse_param(value: str):
 def _first_size(reader: BagReader, topic: str) -> tuple[int, int] | None:
     for _, _, msg in reader.messages([topic]):
         reader.read_count = 0
+        if not hasattr(msg, "width"):  # a CompressedImage: the node warms up at its default
+            return None
         return int(msg.width), int(msg.height)
     return None
 
@@ -303,9 +306,20 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         raise BagError(f"--rate must be positive, got {rate}")
     summary = ReplaySummary()
     output_bag = Path(output_bag)
+    # compressed inputs (params rgb_transport / depth_transport): the bag holds, and the node
+    # subscribes, <base topic>/compressed[Depth]; the node is remapped on the base topics
+    base_topics = topics
+    transports = ((params or {}).get("rgb_transport", "raw"),
+                  (params or {}).get("depth_transport", "raw"))
+    topics = dataclasses.replace(topics, **{
+        role: getattr(topics, role) if transport == "raw"
+        else f"{getattr(topics, role)}/{transport}"
+        for role, transport in zip(("rgb", "depth"), transports)})
     with BagReader(input_bag) as reader:
         reader.require({"rgb": topics.rgb, "rgb_info": topics.rgb_info, "depth": topics.depth},
-                       {"rgb": IMAGE, "rgb_info": CAMERA_INFO, "depth": IMAGE})
+                       {"rgb": IMAGE if transports[0] == "raw" else COMPRESSED_IMAGE,
+                        "rgb_info": CAMERA_INFO,
+                        "depth": IMAGE if transports[1] == "raw" else COMPRESSED_IMAGE})
         in_types = reader.topics
         skipped = [t for t in topics.outputs() + (topics.diagnostics,) if t in in_types]
         if skipped:
@@ -326,7 +340,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
                 except (FileNotFoundError, ValueError) as exc:
                     raise BagError(str(exc)) from exc
                 summary.checkpoint = str(ckpt)
-            cmd = node_command(ckpt, scale, topics, method=method, node_name=node_name,
+            cmd = node_command(ckpt, scale, base_topics, method=method, node_name=node_name,
                                warmup_size=_first_size(reader, topics.rgb), params=params,
                                params_file=params_file)
         total = sum(c for t, c in reader.message_counts.items() if t in play)
