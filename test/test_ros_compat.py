@@ -75,3 +75,27 @@ def test_publisher_count_watch_reports_changes_like_the_matched_event():
     watch.poll()
     watch.poll()  # nothing changed: nothing reported
     assert seen[1:] == [("a", MatchedInfo(2, 2)), ("b", MatchedInfo(0, -1))]
+
+
+def test_qos_overriding_kwargs_and_its_absence(monkeypatch):
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+
+    (options,) = compat.qos_overriding_kwargs().values()
+    assert isinstance(options, QoSOverridingOptions)
+    monkeypatch.setitem(sys.modules, "rclpy.qos_overriding_options", None)  # not importable
+    assert compat.qos_overriding_kwargs() == {}  # the entities keep their default QoS
+
+
+def test_resolve_topic_name_with_and_without_the_node_api():
+    class WithApi:
+        def resolve_topic_name(self, name):
+            return "/remapped/" + name
+
+    class Without:  # an rclpy without Node.resolve_topic_name: namespace expansion only
+        def get_namespace(self):
+            return "/robot/cam"
+
+    assert compat.resolve_topic_name(WithApi(), "rgb") == "/remapped/rgb"
+    assert compat.resolve_topic_name(Without(), "rgb/image_rect_color") == \
+        "/robot/cam/rgb/image_rect_color"
+    assert compat.resolve_topic_name(Without(), "/abs/topic") == "/abs/topic"
