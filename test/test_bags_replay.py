@@ -111,8 +111,13 @@ def test_a_node_that_cannot_start_is_reported_with_its_log(tmp_path, input_bag, 
                  "--scale", "8"]) == 2
     err = capsys.readouterr().err
     assert "the node exited during start-up" in err and "cannot start" in err
-    with BagReader(out) as reader:  # finalised, readable, nothing published
-        assert sum(reader.message_counts.values()) == 0
+    with BagReader(out) as reader:  # finalised, readable, no output; diagnostics (if any) said ERROR
+        counts = reader.message_counts
+        assert sum(n for topic, n in counts.items() if topic != "/diagnostics") == 0
+        levels = [int.from_bytes(s.level) if isinstance(s.level, bytes) else int(s.level)
+                  for _, _, msg in reader.messages(["/diagnostics"]) for s in msg.status]
+        assert set(levels) <= {1, 2}, levels  # WARN while loading, then ERROR; never OK
+        assert not levels or levels[-1] == 2, levels  # the last word is the failed load
 
 
 def test_no_node_running_times_out_with_a_hint(tmp_path, input_bag, capsys):
