@@ -16,8 +16,9 @@ def import_graph() -> dict[str, set[str]]:
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):  # every import statement, at any depth
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("naima_ros"):
-                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                         for a in node.names}
+                # ``from package import submodule`` runs the package's __init__ too: count both
+                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names
+                                         if f"{node.module}.{a.name}" in modules}
             elif isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.startswith("naima_ros")}
         graph[name] = {d for d in deps if d in modules and d != name}

