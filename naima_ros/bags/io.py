@@ -21,7 +21,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from naima_ros.depth_codec import decode_color, decode_depth, encode_depth
-from naima_ros.serving import stamp_ns as serving_stamp_ns
+from naima_ros.serving import stamp_ns
 
 __all__ = [
     "BAG_VERSION",
@@ -44,7 +44,6 @@ __all__ = [
     "header",
     "raw_stamp_ns",
     "rgb_msg",
-    "stamp_ns",
     "unit_of",
 ]
 
@@ -91,12 +90,6 @@ class Topics:
 
 
 # ---------------------------------------------------------------------- message helpers
-def stamp_ns(msg) -> int:
-    """Header stamp of a `rosbags` message as integer nanoseconds (kept until bags/run calls
-    `naima_ros.serving.stamp_ns(msg.header.stamp)`, the one home, itself)."""
-    return serving_stamp_ns(msg.header.stamp)
-
-
 def raw_stamp_ns(raw, topic: str = "?", path="bag") -> int:
     """Header stamp (ns) of a serialised message that starts with a std_msgs/Header.
 
@@ -145,7 +138,7 @@ def decode_depth_msg(msg, topic: str) -> tuple[np.ndarray, np.ndarray]:
         return decode_depth(msg.data, msg.encoding, msg.height, msg.width, msg.step,
                             bool(msg.is_bigendian))
     except ValueError as exc:
-        raise BagError(f"topic {topic} (stamp {serving_stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+        raise BagError(f"topic {topic} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
 def decode_rgb_msg(msg, topic: str) -> np.ndarray:
@@ -154,7 +147,7 @@ def decode_rgb_msg(msg, topic: str) -> np.ndarray:
         return decode_color(msg.data, msg.encoding, msg.height, msg.width, msg.step,
                             bool(msg.is_bigendian))
     except ValueError as exc:
-        raise BagError(f"topic {topic} (stamp {serving_stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+        raise BagError(f"topic {topic} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
 def unit_of(encoding: str, topic: str) -> tuple[str, float]:

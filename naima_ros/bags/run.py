@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from naima_ros.bags.io import (CAMERA_INFO, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
-                               BagWriter, Topics, deserialize, image_msg, stamp_ns)
+                               BagWriter, Topics, deserialize, image_msg)
 from naima_ros.resources import resolve_checkpoint
-from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields
+from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields, stamp_ns
 
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 
@@ -271,9 +271,9 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
                 elif conn.topic in (topics.rgb, topics.depth):
                     msg = deserialize(raw, conn.msgtype, conn.topic, reader.path)
                     if conn.topic == topics.rgb:
-                        matcher.add_rgb(stamp_ns(msg), msg, log_ns)
+                        matcher.add_rgb(stamp_ns(msg.header.stamp), msg, log_ns)
                     else:
-                        matcher.add_depth(stamp_ns(msg), msg, log_ns)
+                        matcher.add_depth(stamp_ns(msg.header.stamp), msg, log_ns)
                     settle()
             settle(final=True)
     return summary
