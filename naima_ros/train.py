@@ -343,7 +343,7 @@ def load_resume_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
 def validate(model, frames, scale: int, device) -> dict:
     """Mean per-image RMSE (in each frame's reporting unit) of the model and of bicubic, corrected protocol."""
     from naima_ros.data.datasets import make_test_sample
-    from naima_ros.eval.metrics import reference_rmse
+    from naima_ros.eval.metrics import mean_over_images, reference_rmse
     from naima_ros.inference import Upsampler
 
     upsampler = Upsampler(model, device=device)
@@ -358,7 +358,7 @@ def validate(model, frames, scale: int, device) -> dict:
         ours.append(reference_rmse(pred, *args))
         bicubic.append(reference_rmse(up[0, 0].numpy(), *args))
     model.train(was_training)
-    return {"val_rmse": float(np.mean(ours)), "val_rmse_bicubic": float(np.mean(bicubic))}
+    return {"val_rmse": mean_over_images(ours), "val_rmse_bicubic": mean_over_images(bicubic)}
 
 
 # ------------------------------------------------------------------------------------------ the run
