@@ -29,6 +29,7 @@ setup(
     entry_points={
         "console_scripts": [
             "naima_node = naima_ros.ros.node:main",
+            "naima_lifecycle_node = naima_ros.ros.node:lifecycle_main",
             "naima-info = naima_ros.info:main",
             "naima-convert = naima_ros.convert_cli:main",
             "naima-train = naima_ros.train:main",
