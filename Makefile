@@ -19,7 +19,7 @@ PY310_TESTS ?= test/test_depth_codec.py test/test_geometry.py test/test_image_tr
   test/test_data_rgbdd_tofdsr.py test/test_ros_sync.py test/test_serving.py test/test_fsio.py test/test_resources.py \
   test/test_bags_make.py test/test_bags_eval.py
 # The colcon job's pytest run (`colcon test`): the installed package's layout and a few fast suites.
-COLCON_TESTS ?= test/test_packaging_installed.py test/test_depth_codec.py test/test_geometry.py
+COLCON_TESTS ?= test/test_packaging_installed.py test/test_depth_codec.py test/test_geometry.py test/test_ros_launch.py
 
 .PHONY: setup test test-kilted test-colcon test-jazzy test-py310 demo bench clean
 

@@ -33,7 +33,20 @@ from naima_ros.serving import PARAMETERS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "naima.launch.py"
-CONFIG = REPO / "config" / "naima.yaml"
+
+
+def package_prefix() -> Path | None:
+    """The install prefix of naima_ros in the ament index (colcon), or None (source tree / venv)."""
+    try:
+        from ament_index_python.packages import get_package_prefix
+        return Path(get_package_prefix("naima_ros"))
+    except (ImportError, LookupError, ValueError, OSError):
+        return None
+
+
+# Where the launch file finds its data: the installed share directory under colcon, else the source tree.
+SHARE = package_prefix() / "share" / "naima_ros" if package_prefix() else REPO
+CONFIG = SHARE / "config" / "naima.yaml"
 TIMEOUT = 90.0
 
 
@@ -135,7 +148,7 @@ def test_launch_arguments_and_node(monkeypatch):
     description, values = launch_values(module)
     assert {"params_file", "namespace", "scale", "checkpoint", "use_sim_time", "rgb_topic",
             "rgb_info_topic", "depth_topic", "output_prefix"} <= set(values)
-    assert Path(values["params_file"]).resolve() == CONFIG  # source tree fallback here
+    assert Path(values["params_file"]).resolve() == CONFIG.resolve()  # installed share, else source tree
     assert values["scale"] == "" and values["checkpoint"] == ""
     opaque = [e for e in description.args[0] if type(e).__name__ == "OpaqueFunction"]
     assert len(opaque) == 1
@@ -147,7 +160,7 @@ def test_launch_arguments_and_node(monkeypatch):
     assert kw["remappings"] == []  # defaults are the node's own names
     # the shipped large-data profile (source tree here), unless the user exported one
     assert values["fastdds_profile"] == ""
-    shipped = REPO / "config" / "fastdds_large_data.xml"
+    shipped = SHARE / "config" / "fastdds_large_data.xml"
     if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
         assert kw["additional_env"] == {}
     else:
@@ -167,7 +180,7 @@ def test_node_environment_for_the_fastdds_profile(monkeypatch):
     monkeypatch.delenv(key, raising=False)
     _, values = launch_values(module)
     assert module.node_config(values, {}, shipped)["additional_env"] == {key: shipped}
-    assert module.shipped_profile() == str(REPO / "config" / "fastdds_large_data.xml")
+    assert Path(module.shipped_profile()).resolve() == (SHARE / "config" / "fastdds_large_data.xml").resolve()
 
 
 def test_launch_overrides_and_remaps(monkeypatch):
@@ -203,9 +216,12 @@ def ros_args(kw: dict) -> list[str]:
 
 
 def naima_node_executable() -> str:
-    exe = Path(sys.executable).parent / "naima_node"
-    assert exe.is_file(), f"console script naima_node not installed next to {sys.executable}"
-    return str(exe)
+    """The console script as `ros2 run` finds it (lib/naima_ros under colcon), else the venv's."""
+    places = ([package_prefix() / "lib" / "naima_ros"] if package_prefix() else []) + [Path(sys.executable).parent]
+    for place in places:
+        if (place / "naima_node").is_file():
+            return str(place / "naima_node")
+    raise AssertionError(f"console script naima_node not installed in any of {places}")
 
 
 @pytest.fixture
