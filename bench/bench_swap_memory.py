@@ -7,11 +7,12 @@ and `--swaps` swaps alternating between two committed demo checkpoints (x8 and x
 each warmed up at the output size. RSS (VmRSS) is read after every swap; the issue's bound is
 RSS after the last swap <= 1.1 x RSS after the first.
 
-Each allocator setting runs in a fresh process: `default` (glibc as is) and any `NAME=VALUE`
+Each allocator setting runs in a fresh process: `default` (glibc as is), `node` (the node's own
+start-up tuning, `naima_ros.runtime.tune_process`: mallopt incl. one arena) and any `NAME=VALUE`
 environment given with --envs (e.g. `MALLOC_ARENA_MAX=1`).
 
 Usage: .venv/bin/python bench/bench_swap_memory.py [--swaps 20] [--size 640x480]
-       [--scales 8,16] [--envs default,MALLOC_ARENA_MAX=1]
+       [--scales 8,16] [--envs default,node,MALLOC_ARENA_MAX=1]
 Writes bench/results/swap_memory_<date>.json.
 """
 from __future__ import annotations
@@ -38,9 +39,13 @@ def rss_mb() -> float:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def measure(swaps: int, width: int, height: int, scales: list[int]) -> dict:
+def measure(swaps: int, width: int, height: int, scales: list[int], node_tuning: bool) -> dict:
     """In this process: start a slot, swap `swaps` times, RSS after each swap."""
     import numpy as np
+
+    if node_tuning:  # what the node does first thing at start-up
+        from naima_ros.runtime import tune_process
+        print(f"tuning: {tune_process()}", flush=True)
 
     from naima_ros.model_slot import ModelSlot, ModelSpec
 
@@ -92,24 +97,25 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--size", default="640x480", help="output WxH of warm-up and frames")
     parser.add_argument("--scales", default="8,16", help="scales the swaps alternate between")
-    parser.add_argument("--envs", default="default,MALLOC_ARENA_MAX=1",
+    parser.add_argument("--envs", default="default,node,MALLOC_ARENA_MAX=1",
                         help="allocator settings, one process each")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--node-tuning", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     scales = [int(s) for s in args.scales.split(",")]
     if args.child:
-        print("RESULT " + json.dumps(measure(args.swaps, width, height, scales)), flush=True)
+        print("RESULT " + json.dumps(measure(args.swaps, width, height, scales, args.node_tuning)), flush=True)
         return
     results = {}
     for setting in args.envs.split(","):
         env = dict(os.environ)
-        if setting != "default":
+        if setting not in ("default", "node"):
             name, _, value = setting.partition("=")
             env[name] = value
         cmd = [sys.executable, __file__, "--child", "--swaps", str(args.swaps), "--size",
-               args.size, "--scales", args.scales]
+               args.size, "--scales", args.scales] + (["--node-tuning"] if setting == "node" else [])
         print(f"--- {setting}", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         print(proc.stdout, end="", flush=True)
