@@ -32,7 +32,6 @@ import datetime
 import json
 import os
 import re
-import signal
 import statistics
 import struct
 import subprocess
@@ -41,74 +40,18 @@ import threading
 import time
 from pathlib import Path
 
+from camera_graph import SCALE, Proc, camera_frames  # bench/ is sys.path[0] when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
+CAMERA = str(Path(__file__).resolve().parent / "camera_graph.py")
 PROFILE = REPO / "config" / "fastdds_large_data.xml"
-SCALE = 8
 OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
 START_TIMEOUT_S = 300.0
 PYSPY_RATE = 100  # samples per second
 DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.serving.PARAMETERS)
 
 
-def camera_frames(width: int, height: int):
-    """(rgb (H, W, 3) uint8, depth (H/8, W/8) uint16 mm, fx): a textured scene with valid depth."""
-    import numpy as np
-    dw, dh = width // SCALE, height // SCALE
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)
-    depth_mm = (1000 + 10 * np.add.outer(np.arange(dh), np.arange(dw))).astype("<u2")
-    return rgb, depth_mm, 0.8 * width
-
-
 # ---------------------------------------------------------------- camera process
-def camera(width: int, height: int, rate_hz: float, duration_s: float, go_file: str) -> None:
-    """Publish RGB/depth/CameraInfo at rate_hz for duration_s once the node subscribes."""
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-
-    rclpy.init()
-    node = rclpy.create_node("bench_camera")
-    pubs = {name: node.create_publisher(kind, topic, qos_profile_sensor_data)
-            for name, kind, topic in (("rgb", Image, "rgb/image_rect_color"),
-                                      ("info", CameraInfo, "rgb/camera_info"),
-                                      ("depth", Image, "depth/image_rect"))}
-    rgb, depth_mm, f = camera_frames(width, height)
-    dh, dw = depth_mm.shape
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    msgs = {
-        "rgb": Image(height=height, width=width, encoding="bgr8", step=3 * width,
-                     data=rgb.tobytes()),
-        "depth": Image(height=dh, width=dw, encoding="16UC1", step=2 * dw,
-                       data=depth_mm.tobytes()),
-        "info": CameraInfo(width=width, height=height, distortion_model="plumb_bob",
-                           d=[0.0] * 5, k=[f, 0, cx, 0, f, cy, 0, 0, 1],
-                           r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
-                           p=[f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0]),
-    }
-    for msg in msgs.values():
-        msg.header.frame_id = "camera_color_optical_frame"
-    while not (pubs["rgb"].get_subscription_count() and pubs["depth"].get_subscription_count()
-               and os.path.exists(go_file)):
-        time.sleep(0.05)
-    time.sleep(1.0)
-    sent, period = 0, 1.0 / rate_hz
-    t_next = time.monotonic()
-    t_end = t_next + duration_s
-    while t_next < t_end:
-        stamp = node.get_clock().now().to_msg()
-        for name in ("info", "rgb", "depth"):
-            msgs[name].header.stamp = stamp
-            pubs[name].publish(msgs[name])
-        sent += 1
-        t_next += period
-        time.sleep(max(0.0, t_next - time.monotonic()))
-    print(json.dumps({"sent": sent, "window_s": duration_s}), flush=True)
-    time.sleep(1.0)
-    node.destroy_node()
-    rclpy.shutdown()
-
-
 # ---------------------------------------------------------------- subscriber process
 def subscriber(stop_file: str) -> None:
     """Reliable subscriptions to the outputs: distinct stamps and arrival latency per output."""
@@ -242,43 +185,6 @@ def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 
 
 # ---------------------------------------------------------------- orchestration
-class Proc:
-    """A child process whose output lines are collected by a thread."""
-
-    def __init__(self, cmd, env, cwd=None):
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"no {text!r} from {self.proc.args[:4]}:\n"
-                           + "\n".join(self.lines[-30:]))
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-
-
 def time_model(env, me, width, height, args) -> float:
     # the node's torch_threads (a --node-param, else the parameter's default)
     threads = DEFAULT_TORCH_THREADS
@@ -315,7 +221,7 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         node.wait_for("ready", START_TIMEOUT_S)
         sub = Proc([sys.executable, me, "subscriber", str(stop)], env)
         sub.wait_for('"ready"', START_TIMEOUT_S)
-        cam = Proc([sys.executable, me, "camera", str(width), str(height), str(rate_hz),
+        cam = Proc([sys.executable, CAMERA, "camera", str(width), str(height), str(rate_hz),
                     str(args.duration), str(go)], env)
         go.touch()
         load_start = os.getloadavg()[0]
@@ -423,10 +329,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "camera":
-        camera(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]),
-               sys.argv[6])
-    elif len(sys.argv) > 1 and sys.argv[1] == "subscriber":
+    if len(sys.argv) > 1 and sys.argv[1] == "subscriber":
         subscriber(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "show":
         show(sys.argv[2:])

@@ -21,75 +21,23 @@ import argparse
 import datetime
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from camera_graph import SCALE, Proc  # bench/ is sys.path[0] when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
+CAMERA = str(Path(__file__).resolve().parent / "camera_graph.py")
 PROFILE = REPO / "config" / "fastdds_large_data.xml"
 RATE_HZ = 15.0
-SCALE = 8
 OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
 START_TIMEOUT_S = 180.0
 
 
 # ---------------------------------------------------------------- camera process
-def camera(width: int, height: int, duration_s: float, go_file: str) -> None:
-    """Publish RGB/depth/CameraInfo at RATE_HZ for duration_s once the node subscribes."""
-    import numpy as np
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-
-    rclpy.init()
-    node = rclpy.create_node("bench_camera")
-    pubs = {name: node.create_publisher(kind, topic, qos_profile_sensor_data)
-            for name, kind, topic in (("rgb", Image, "rgb/image_rect_color"),
-                                      ("info", CameraInfo, "rgb/camera_info"),
-                                      ("depth", Image, "depth/image_rect"))}
-    dw, dh = width // SCALE, height // SCALE
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)
-    depth_mm = (1000 + 10 * np.add.outer(np.arange(dh), np.arange(dw))).astype("<u2")
-    f = 0.8 * width
-    msgs = {
-        "rgb": Image(height=height, width=width, encoding="bgr8", step=3 * width,
-                     data=rgb.tobytes()),
-        "depth": Image(height=dh, width=dw, encoding="16UC1", step=2 * dw,
-                       data=depth_mm.tobytes()),
-        "info": CameraInfo(width=width, height=height, distortion_model="plumb_bob",
-                           d=[0.0] * 5, k=[f, 0, (width - 1) / 2, 0, f, (height - 1) / 2, 0, 0, 1],
-                           r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
-                           p=[f, 0, (width - 1) / 2, 0, 0, f, (height - 1) / 2, 0, 0, 0, 1, 0]),
-    }
-    for msg in msgs.values():
-        msg.header.frame_id = "camera_color_optical_frame"
-    while not (pubs["rgb"].get_subscription_count() and pubs["depth"].get_subscription_count()
-               and os.path.exists(go_file)):
-        time.sleep(0.05)
-    time.sleep(1.0)
-    sent, period = 0, 1.0 / RATE_HZ
-    t_next = time.monotonic()
-    t_end = t_next + duration_s
-    while t_next < t_end:
-        stamp = node.get_clock().now().to_msg()
-        for name in ("info", "rgb", "depth"):
-            msgs[name].header.stamp = stamp
-            pubs[name].publish(msgs[name])
-        sent += 1
-        t_next += period
-        time.sleep(max(0.0, t_next - time.monotonic()))
-    print(json.dumps({"sent": sent}), flush=True)
-    time.sleep(1.0)
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-# ---------------------------------------------------------------- subscriber process
 def subscribers(stop_file: str, depth: int) -> None:
     """Reliable and best-effort subscriptions to the outputs; counts distinct header stamps."""
     import rclpy
@@ -157,42 +105,6 @@ def subscribers(stop_file: str, depth: int) -> None:
 
 
 # ---------------------------------------------------------------- orchestration
-class Proc:
-    """A child process whose output lines are collected by a thread."""
-
-    def __init__(self, cmd, env):
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"no {text!r} from {self.proc.args[:3]}:\n" + "\n".join(self.lines[-30:]))
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-
-
 def run_once(width: int, height: int, with_profile: bool, args, domain_id: int, tmp: Path) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
@@ -213,7 +125,7 @@ def run_once(width: int, height: int, with_profile: bool, args, domain_id: int, 
         node.wait_for("ready", START_TIMEOUT_S)
         subs = Proc([sys.executable, me, "subscribers", str(stop), str(args.history)], env)
         subs.wait_for('"ready"', START_TIMEOUT_S)
-        cam = Proc([sys.executable, me, "camera", str(width), str(height), str(args.duration),
+        cam = Proc([sys.executable, CAMERA, "camera", str(width), str(height), str(RATE_HZ), str(args.duration),
                     str(go)], env)
         go.touch()
         sent = json.loads(cam.wait_for('"sent"', START_TIMEOUT_S + args.duration * 3))["sent"]
@@ -271,9 +183,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "camera":
-        camera(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
-    elif len(sys.argv) > 1 and sys.argv[1] == "subscribers":
+    if len(sys.argv) > 1 and sys.argv[1] == "subscribers":
         subscribers(sys.argv[2], int(sys.argv[3]))
     else:
         main()

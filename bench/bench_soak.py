@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_delivery import SCALE, START_TIMEOUT_S, Proc  # noqa: E402
+from bench_delivery import RATE_HZ, SCALE, START_TIMEOUT_S, Proc  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,13 +61,13 @@ def main() -> None:
                 "-p", "max_depth:=20.0"]
     if args.checkpoint:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
-    delivery = str(Path(__file__).resolve().parent / "bench_delivery.py")
+    camera = str(Path(__file__).resolve().parent / "camera_graph.py")
     node = Proc(node_cmd, env)
     cam = None
     samples = []  # (seconds since the camera started, RSS MiB)
     try:
         node.wait_for("ready", START_TIMEOUT_S)
-        cam = Proc([sys.executable, delivery, "camera", str(width), str(height),
+        cam = Proc([sys.executable, camera, "camera", str(width), str(height), str(RATE_HZ),
                     str(args.duration), str(go)], env)
         go.touch()
         t0 = time.monotonic()
