@@ -179,3 +179,46 @@ def test_a_node_that_served_nothing_still_gets_a_report(tmp_path, capsys):
     md = (report / "report.md").read_text()
     assert "| naima | 0 | nan |" in md and "strip.png" not in md and "RMSE (mm)" in md
     assert (report / "latency_hist.png").is_file()
+
+
+def compress_inputs(raw_bag, tmp_path):
+    """The same recording with its inputs as image_transport records them: lossless PNG RGB on
+    <rgb>/compressed and 16UC1 compressedDepth on <depth>/compressedDepth."""
+    from naima_ros.bags.io import COMPRESSED_IMAGE, decode_rgb_msg
+    from naima_ros.image_transport import encode_compressed_color, encode_compressed_depth
+
+    out = tmp_path / "compressed_inputs"
+    make = TYPESTORE.types[COMPRESSED_IMAGE]
+    with BagReader(raw_bag) as reader, BagWriter(out, custom_data=reader.custom_data) as writer:
+        for conn, log_ns, raw in reader.raw_messages():
+            if conn.topic not in (T.rgb, T.depth):
+                writer.write_raw(conn.topic, conn.msgtype, log_ns, raw)
+                continue
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            if conn.topic == T.rgb:
+                topic, payload = f"{T.rgb}/compressed", encode_compressed_color(decode_rgb_msg(msg, T.rgb), "png")
+            else:
+                topic, payload = f"{T.depth}/compressedDepth", encode_compressed_depth(
+                    decode_depth_msg(msg, T.depth)[0], "16UC1")
+            writer.write(topic, make(header=msg.header, format=payload.format,
+                                     data=np.frombuffer(payload.data, np.uint8)), log_ns)
+    return out
+
+
+def test_compressed_inputs_score_as_the_raw_recording(tmp_path, capsys):
+    raw_bag = fake_node_bag(tmp_path, skip=())
+    compressed = compress_inputs(raw_bag, tmp_path)
+    raw = evaluate_bag(raw_bag, progress=False, baselines=("bicubic", "guided_filter"))
+    ev = evaluate_bag(compressed, progress=False, baselines=("bicubic", "guided_filter"),
+                      rgb_transport="compressed", depth_transport="compressedDepth")
+    assert ev.scale == S and len(ev.served) == len(raw.served) == 4
+    for a, b in zip(ev.served, raw.served):
+        assert a.rmse.keys() == b.rmse.keys() == {"naima", "bicubic", "guided_filter"}
+        for method in a.rmse:  # lossless transports: the baselines see the same inputs
+            assert a.rmse[method] == pytest.approx(b.rmse[method], rel=1e-6, abs=1e-6), method
+    from naima_ros.bags.io import BagError
+    with pytest.raises(BagError, match="has no topic /rgb/image_rect_color"):  # read as raw: no inputs
+        evaluate_bag(compressed, progress=False)
+    assert main(["eval", str(compressed), "--report", str(tmp_path / "rep"), "--no-progress",
+                 "--rgb-transport", "compressed", "--depth-transport", "compressedDepth"]) == 0
+    assert "guided_filter" in capsys.readouterr().out

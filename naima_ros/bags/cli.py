@@ -136,11 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger frames are dropped")
     p.add_argument("--slop", type=float, default=d["slop"], help="RGB/depth pairing slop, s")
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
-    p.add_argument("--rgb-transport", choices=("raw", "compressed"), default=d["rgb_transport"],
-                   help="compressed: read CompressedImage from <rgb topic>/compressed")
-    p.add_argument("--depth-transport", choices=("raw", "compressedDepth"),
-                   default=d["depth_transport"],
-                   help="compressedDepth: read <depth topic>/compressedDepth")
+    _add_transports(p, d)
     _add_output(p)
     _add_topics(p, all_roles[:3] + all_roles[4:7])
 
@@ -181,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", default="bicubic,guided_filter", type=_baselines,
                    help="comma-separated baseline predictors scored beside the node's output "
                    "(bicubic, guided_filter, jbu; default bicubic,guided_filter; none)")
+    _add_transports(p, d)
     _add_topics(p, ["rgb", "depth", "gt", "out_image", "diagnostics"])
     return parser
 
@@ -244,13 +241,23 @@ def _replay(args) -> int:
     return 0
 
 
+def _add_transports(p, d) -> None:
+    """Input transports as the node subscribes them (image_transport naming)."""
+    p.add_argument("--rgb-transport", choices=("raw", "compressed"), default=d["rgb_transport"],
+                   help="compressed: read CompressedImage from <rgb topic>/compressed")
+    p.add_argument("--depth-transport", choices=("raw", "compressedDepth"),
+                   default=d["depth_transport"],
+                   help="compressedDepth: read <depth topic>/compressedDepth")
+
+
 def _eval(args) -> int:
     from naima_ros.bags.evaluate import evaluate_bag
     from naima_ros.bags.report import write_report
 
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
-                      baselines=args.baselines, progress=not args.no_progress)
+                      baselines=args.baselines, progress=not args.no_progress,
+                      rgb_transport=args.rgb_transport, depth_transport=args.depth_transport)
     print(ev.table())
     print(f"report: {write_report(ev, args.report)}")
     return 0

@@ -29,19 +29,23 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from naima_ros.bags.io import (DIAGNOSTICS, IMAGE, BagError, BagReader, Topics, decode_depth_msg,
-                               decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
+from naima_ros.bags.io import (COMPRESSED_IMAGE, DIAGNOSTICS, IMAGE, BagError, BagReader, Topics,
+                               decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
 from naima_ros.eval import metrics
 from naima_ros.frames import valid_depth_mask
 from naima_ros.options import BASELINE_METHODS, SCALES
+from naima_ros.image_transport import TransportError, decode_compressed_color, decode_compressed_depth
 from naima_ros.predictors import load_predictor
+from naima_ros.serving import DEFAULTS, stamp_ns
 
 __all__ = ["DEFAULT_BASELINES", "NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
            "evaluate_bag"]
 
+MAX_PIXELS = DEFAULTS["max_input_pixels"]  # compressed inputs: the node's decompression-bomb bound
 NODE_OUTPUT = "naima"  # the method name the node's output images are scored under
 DEFAULT_BASELINES = ("bicubic", "guided_filter")
 
@@ -158,7 +162,8 @@ def _diagnostics_drops(msg) -> dict:
 
 def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
                  max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
-                 baselines=DEFAULT_BASELINES, progress: bool = True) -> Evaluation:
+                 baselines=DEFAULT_BASELINES, progress: bool = True, rgb_transport: str = "raw",
+                 depth_transport: str = "raw") -> Evaluation:
     """Score a bag holding inputs, ground truth and the node's output images.
 
     Args:
@@ -170,6 +175,9 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
             the last served), "last" or a frame index (served, with an RGB match).
         baselines: baseline methods scored beside the node's output (``BASELINE_METHODS``).
         progress: show a progress bar.
+        rgb_transport, depth_transport: "raw", or the inputs were recorded image_transport-style as
+            the node subscribes them: "compressed" on `<rgb>/compressed`, "compressedDepth" on
+            `<depth>/compressedDepth` (decoded with the node's decoders).
 
     Raises:
         BagError: a missing topic, an unknown encoding, a truncated or corrupt bag.
@@ -182,12 +190,13 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
     unknown = [m for m in baselines if m not in BASELINE_METHODS]
     if unknown:
         raise BagError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_METHODS)}")
+    inputs = _Inputs.of(topics, rgb_transport, depth_transport)
     with BagReader(bag) as reader:
-        reader.require({"rgb": topics.rgb, "depth": topics.depth, "gt": topics.gt,
+        reader.require({"rgb": inputs.rgb, "depth": inputs.depth, "gt": topics.gt,
                         "out_image": topics.out_image},
-                       {"rgb": IMAGE, "depth": IMAGE, "gt": IMAGE, "out_image": IMAGE})
+                       {"rgb": inputs.rgb_type, "depth": inputs.depth_type, "gt": IMAGE, "out_image": IMAGE})
         names = reader.frame_names()
-        wanted = [topics.rgb, topics.depth, topics.gt, topics.out_image]
+        wanted = [inputs.rgb, inputs.depth, topics.gt, topics.out_image]
         has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTICS
         total = sum(c for t, c in reader.message_counts.items() if t in wanted)
 
@@ -200,12 +209,12 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
             if unit is None and conn.topic == topics.gt:  # the bag's unit: the GT's encoding
                 gt = deserialize(raw, conn.msgtype, conn.topic, reader.path)
                 unit = unit_of(gt.encoding, topics.gt)
-        depth_logs, out_logs = logs[topics.depth], logs[topics.out_image]
+        depth_logs, out_logs = logs[inputs.depth], logs[topics.out_image]
         if not depth_logs:
-            raise BagError(f"bag {bag}: no message on {topics.depth}")
+            raise BagError(f"bag {bag}: no message on {inputs.depth}")
         if not logs[topics.gt]:
             raise BagError(f"bag {bag}: no message on the ground-truth topic {topics.gt}")
-        rgb_stamps = np.array(sorted(logs[topics.rgb]), dtype=np.int64)
+        rgb_stamps = np.array(sorted(logs[inputs.rgb]), dtype=np.int64)
         frames: list[FrameScore] = []
         need: dict[tuple[str, int], list[int]] = {}  # (topic, stamp) -> frames that use it
         for i, stamp in enumerate(sorted(depth_logs)):
@@ -221,15 +230,15 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
             if stamp not in logs[topics.gt]:
                 raise BagError(f"bag {bag}: no {topics.gt} message stamped {stamp} ns (the "
                                f"ground truth must carry its depth frame's stamp)")
-            parts = [(topics.depth, stamp), (topics.gt, stamp), (topics.out_image, stamp)]
+            parts = [(inputs.depth, stamp), (topics.gt, stamp), (topics.out_image, stamp)]
             if near:
-                parts.append((topics.rgb, min(near, key=lambda r: abs(r - stamp))))
+                parts.append((inputs.rgb, min(near, key=lambda r: abs(r - stamp))))
             for key in parts:
                 need.setdefault(key, []).append(i)
         parts_of = collections.Counter(i for users in need.values() for i in users)
 
         # pass 2: decode only what served frames use; score a frame once its parts are in
-        ctx = _Scoring(topics, min_depth, max_depth, strip_frame, baselines, *unit)
+        ctx = _Scoring(topics, inputs, min_depth, max_depth, strip_frame, baselines, *unit)
         pending: dict[int, dict] = {}
         last_diag = None
         stream = reader.raw_messages(wanted + ([topics.diagnostics] if has_diag else []))
@@ -259,12 +268,54 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
                       min_depth, max_depth, (NODE_OUTPUT, *baselines))
 
 
+class _Inputs(NamedTuple):
+    """The input topics as recorded: raw `Image`s, or image_transport's compressed variants."""
+
+    rgb: str
+    depth: str
+    rgb_transport: str
+    depth_transport: str
+
+    @classmethod
+    def of(cls, topics: Topics, rgb_transport: str, depth_transport: str) -> _Inputs:
+        if rgb_transport not in ("raw", "compressed") or depth_transport not in ("raw", "compressedDepth"):
+            raise BagError(f"transports must be raw|compressed (RGB) and raw|compressedDepth (depth), got "
+                           f"{rgb_transport!r} and {depth_transport!r}")
+        return cls(topics.rgb + ("/compressed" if rgb_transport == "compressed" else ""),
+                   topics.depth + ("/compressedDepth" if depth_transport == "compressedDepth" else ""),
+                   rgb_transport, depth_transport)
+
+    @property
+    def rgb_type(self) -> str:
+        return IMAGE if self.rgb_transport == "raw" else COMPRESSED_IMAGE
+
+    @property
+    def depth_type(self) -> str:
+        return IMAGE if self.depth_transport == "raw" else COMPRESSED_IMAGE
+
+    def decode_depth(self, msg) -> tuple[np.ndarray, np.ndarray]:
+        if self.depth_transport == "raw":
+            return decode_depth_msg(msg, self.depth)
+        try:
+            return decode_compressed_depth(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
+        except TransportError as exc:
+            raise BagError(f"topic {self.depth} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+
+    def decode_rgb(self, msg) -> np.ndarray:
+        if self.rgb_transport == "raw":
+            return decode_rgb_msg(msg, self.rgb)
+        try:
+            return decode_compressed_color(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
+        except TransportError as exc:
+            raise BagError(f"topic {self.rgb} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+
+
 class _Scoring:
     """Scores one served frame at a time; keeps the arrays of the strip's frame only."""
 
-    def __init__(self, topics: Topics, min_depth: float, max_depth: float, strip_frame: str,
-                 baselines: tuple[str, ...], unit: str, factor: float):
-        self.topics, self.min_depth, self.max_depth = topics, min_depth, max_depth
+    def __init__(self, topics: Topics, inputs: _Inputs, min_depth: float, max_depth: float,
+                 strip_frame: str, baselines: tuple[str, ...], unit: str, factor: float):
+        self.topics, self.inputs, self.min_depth, self.max_depth = topics, inputs, min_depth, max_depth
         self.baselines = baselines
         self.strip_frame = strip_frame
         self.unit, self.factor, self.scale = unit, factor, 0
@@ -277,7 +328,7 @@ class _Scoring:
                            f"({msgs[t.gt].encoding}): one unit per bag")
         gt, gt_valid = decode_depth_msg(msgs[t.gt], t.gt)
         pred, _ = decode_depth_msg(msgs[t.out_image], t.out_image)
-        lr, lr_valid = decode_depth_msg(msgs[t.depth], t.depth)
+        lr, lr_valid = self.inputs.decode_depth(msgs[self.inputs.depth])
         lr_valid &= valid_depth_mask(lr, self.min_depth, self.max_depth)
         if pred.shape != gt.shape:
             raise BagError(f"{t.out_image} is {pred.shape[1]}x{pred.shape[0]} but {t.gt} is "
@@ -285,9 +336,9 @@ class _Scoring:
         scale = gt.shape[1] // lr.shape[1]
         self.scale = self.scale or scale
         preds = {NODE_OUTPUT: pred}
-        if t.rgb in msgs and lr_valid.any() and \
+        if self.inputs.rgb in msgs and lr_valid.any() and \
                 gt.shape == (lr.shape[0] * scale, lr.shape[1] * scale):
-            rgb = decode_rgb_msg(msgs[t.rgb], t.rgb)
+            rgb = self.inputs.decode_rgb(msgs[self.inputs.rgb])
             if rgb.shape[:2] == gt.shape:
                 preds.update(baseline_predictions(rgb, np.where(lr_valid, lr, np.nan).astype(np.float32),
                                                   self.baselines))

@@ -29,6 +29,7 @@ __all__ = [
     "CUSTOM_FRAMES_KEY",
     "DEPTH_UNITS",
     "DIAGNOSTICS",
+    "COMPRESSED_IMAGE",
     "IMAGE",
     "POINT_CLOUD",
     "STORAGES",
@@ -51,6 +52,7 @@ BAG_VERSION = 8  # rosbag2 metadata version (issue 5: so that Humble-era tools r
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"  # image_transport's compressed / compressedDepth
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINT_CLOUD = "sensor_msgs/msg/PointCloud2"
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"

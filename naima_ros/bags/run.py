@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from naima_ros.bags.io import (CAMERA_INFO, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
+from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
                                BagWriter, Topics, deserialize, image_msg)
 from naima_ros.resources import resolve_checkpoint
 from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields, stamp_ns
 
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 
 __all__ = ["PairMatcher", "RunSummary", "bag_scale", "default_checkpoint", "run_bag",
            "serve_pair"]
