@@ -1,7 +1,12 @@
-"""No import cycle anywhere in naima_ros/, counting imports inside functions too (issue 8)."""
+"""Import structure (issue 8): no cycle anywhere in naima_ros/ (imports inside functions too), and the
+serving path imports without rclpy or torch."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "naima_ros"
 
@@ -57,3 +62,24 @@ def test_no_import_cycle_in_the_package():
 def test_cycle_finder_finds_a_function_level_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The serving path a robot without torch (baseline methods) or without ROS (naima-bag) runs.
+ROS_AND_TORCH_FREE = ("naima_ros.serving", "naima_ros.image_transport", "naima_ros.registration",
+                      "naima_ros.frames", "naima_ros.predictors", "naima_ros.depth_codec",
+                      "naima_ros.geometry", "naima_ros.resample", "naima_ros.model_slot",
+                      "naima_ros.resources", "naima_ros.runtime")
+
+
+@pytest.mark.parametrize("module", ROS_AND_TORCH_FREE)
+def test_imports_without_rclpy_or_torch(module):
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('rclpy', 'torch'):\n"
+            "            raise ImportError('blocked ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            f"import {module}\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
