@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from camera_graph import SCALE, Proc, camera_frames  # bench/ is sys.path[0] when run as a script
+from camera_graph import SCALE, Proc, camera_frames, node_command  # bench/ is sys.path[0] when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = str(Path(__file__).resolve().parent / "camera_graph.py")
@@ -205,14 +205,8 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
     me = str(Path(__file__).resolve())
     go, stop = tmp / f"go_{domain_id}", tmp / f"stop_{domain_id}"
     model_before = time_model(env, me, width, height, args) if args.model_runs else None
-    node_cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args",
-                "-p", f"method:={args.method}", "-p", f"scale:={SCALE}", "-p", "device:=cpu",
-                "-p", f"warmup_width:={width}", "-p", f"warmup_height:={height}",
-                "-p", "max_depth:=20.0", "-p", "warn_throttle:=60.0"]
-    if args.checkpoint:
-        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
-    for extra in args.node_param:
-        node_cmd += ["-p", extra]
+    node_cmd = node_command(args.method, args.checkpoint, width, height, "warn_throttle:=60.0",
+                            *args.node_param)
     # an older tree for the node: first on sys.path (`-m` puts the working directory first)
     node = Proc(node_cmd, env, cwd=args.node_pythonpath or None)
     sub = cam = spy = None

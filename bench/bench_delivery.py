@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from camera_graph import SCALE, Proc  # bench/ is sys.path[0] when run as a script
+from camera_graph import Proc, node_command  # bench/ is sys.path[0] when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = str(Path(__file__).resolve().parent / "camera_graph.py")
@@ -112,12 +112,7 @@ def run_once(width: int, height: int, with_profile: bool, args, domain_id: int, 
     if with_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(args.profile_file)
     go, stop = tmp / f"go_{domain_id}", tmp / f"stop_{domain_id}"
-    node_cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args",
-                "-p", f"method:={args.method}", "-p", f"scale:={SCALE}", "-p", "device:=cpu",
-                "-p", f"warmup_width:={width}", "-p", f"warmup_height:={height}",
-                "-p", "max_depth:=20.0"]
-    if args.checkpoint:
-        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    node_cmd = node_command(args.method, args.checkpoint, width, height)
     me = str(Path(__file__).resolve())
     node = Proc(node_cmd, env)
     subs = cam = None

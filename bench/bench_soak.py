@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_delivery import RATE_HZ, SCALE, START_TIMEOUT_S, Proc  # noqa: E402
+from bench_delivery import RATE_HZ, START_TIMEOUT_S  # noqa: E402
+from camera_graph import Proc, node_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,12 +56,7 @@ def main() -> None:
     tmp = Path(f"/tmp/naima_soak_{os.getpid()}")
     tmp.mkdir(exist_ok=True)
     go = tmp / "go"
-    node_cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args",
-                "-p", f"method:={args.method}", "-p", f"scale:={SCALE}", "-p", "device:=cpu",
-                "-p", f"warmup_width:={width}", "-p", f"warmup_height:={height}",
-                "-p", "max_depth:=20.0"]
-    if args.checkpoint:
-        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    node_cmd = node_command(args.method, args.checkpoint, width, height)
     camera = str(Path(__file__).resolve().parent / "camera_graph.py")
     node = Proc(node_cmd, env)
     cam = None

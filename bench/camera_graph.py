@@ -114,6 +114,18 @@ class Proc:
         self._reader.join(5)
 
 
+def node_command(method: str, checkpoint: str, width: int, height: int, *extra_params: str) -> list[str]:
+    """`python -m naima_ros.ros.node` on the CPU at SCALE, warmed up at the camera's size."""
+    cmd = [sys.executable, "-m", "naima_ros.ros.node", "--ros-args",
+           "-p", f"method:={method}", "-p", f"scale:={SCALE}", "-p", "device:=cpu",
+           "-p", f"warmup_width:={width}", "-p", f"warmup_height:={height}", "-p", "max_depth:=20.0"]
+    if checkpoint:
+        cmd += ["-p", f"checkpoint:={checkpoint}"]
+    for param in extra_params:
+        cmd += ["-p", param]
+    return cmd
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 7 and sys.argv[1] == "camera":
         camera(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
