@@ -78,6 +78,21 @@ def test_masked_loss_ignores_invalid_pixels():
     assert training_loss(pred, target, cfg, valid).item() == pytest.approx(100 / 16)
 
 
+def test_rmse_pixel_loss_is_the_masked_rmse():
+    cfg = TrainConfig(preset="light", masked_loss=True, grad_weight=0.0, pixel_loss="rmse")
+    pred, target = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    pred[..., 0, :2] = torch.tensor([3.0, 4.0])
+    valid = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    assert training_loss(pred, target, cfg, valid).item() == pytest.approx((25 / 16) ** 0.5)
+    valid[..., 0, 1] = False  # the 4 is not counted
+    assert training_loss(pred, target, cfg, valid).item() == pytest.approx((9 / 15) ** 0.5)
+    perfect = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    training_loss(perfect, target, cfg, valid).backward()
+    assert torch.isfinite(perfect.grad).all()
+    with pytest.raises(ValueError, match="pixel_loss must be"):
+        load_config(None, ["--pixel_loss=huber"])
+
+
 def test_lr_schedule_equals_multisteplr():
     cfg = TrainConfig()
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
