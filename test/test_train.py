@@ -151,6 +151,18 @@ def test_resume_continues_exactly_with_the_new_recipe(tmp_path, capsys):
     assert meta["preset"] == "light_guided" and meta["semantic_encoder"]["name"] == "none"
 
 
+def test_init_from_starts_a_run_from_a_checkpoint(tmp_path, capsys):
+    source = tmp_path / "source"
+    assert main(TINY + ["--epochs=1", f"--out={source}"]) == 0
+    tuned = tmp_path / "tuned"  # lr 0: the run's weights are exactly the source's
+    assert main(TINY + ["--epochs=1", "--lr=0", f"--init_from={source / 'last.safetensors'}", f"--out={tuned}"]) == 0
+    a, b = weights(source / "last.safetensors"), weights(tuned / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = ["--model_overrides={upsampler_rcabs: 2}", f"--init_from={source / 'last.safetensors'}"]
+    assert main(TINY + ["--epochs=1", *other, f"--out={tmp_path / 'other'}"]) != 0
+    assert "holds another model" in capsys.readouterr().err
+
+
 def test_tof_inputs_degrade_only_the_lr_input():
     from naima_ros.data.datasets import TrainDataset
 
