@@ -104,6 +104,36 @@ def test_points_cloud_message(rgb, stride, step, shape):
     assert msg.is_dense is False
 
 
+@pytest.mark.parametrize("check_fields", ["", "1"])
+def test_output_messages_serialise_as_plain_constructors(check_fields, monkeypatch):
+    """One copy into the message, the same CDR bytes as the generated constructors give, with or
+    without ROS_PYTHON_CHECK_FIELDS (read per message class at import: patched on the classes)."""
+    import sensor_msgs.msg._image as image_module
+    import sensor_msgs.msg._point_cloud2 as cloud_module
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import PointCloud2
+
+    for module in (image_module, cloud_module):
+        monkeypatch.setattr(module, "ros_python_check_fields", check_fields, raising=False)
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 3.0, (6, 8)).astype(np.float32)
+    depth[1, 2] = np.nan
+    points = depth_to_points(depth, 50.0, 50.0, 4.0, 3.0, rgb=rng.integers(0, 256, (6, 8, 3), np.uint8))
+    cloud = points_cloud(points, header())
+    fields = [PointField(name=n, offset=o, datatype=PointField.FLOAT32, count=1)
+              for n, o in (("x", 0), ("y", 4), ("z", 8), ("rgb", 16))]
+    plain = PointCloud2(header=header(), height=6, width=8, fields=fields, is_bigendian=False,
+                        point_step=32, row_step=256, data=points.tobytes(), is_dense=False)
+    assert serialize_message(cloud) == serialize_message(plain)
+    points["z"] = 0.0  # the message holds its own copy
+    assert bytes(cloud.data) == bytes(plain.data)
+    enc = encode_depth(depth, "32FC1")
+    image = depth_image(enc, header())
+    plain = Image(header=header(), height=6, width=8, encoding="32FC1", is_bigendian=False, step=32,
+                  data=enc.data)
+    assert serialize_message(image) == serialize_message(plain)
+
+
 def test_warning_throttle_per_key():
     lines = []
     throttle = WarningThrottle(period_s=3600)

@@ -17,15 +17,33 @@ from naima_ros.serving import OutputCameraInfo, point_fields
 __all__ = ["camera_info_msg", "depth_image", "points_cloud"]
 
 
-def _bytes(data) -> array.array:
-    # Assigning an array.array('B') to a message field skips rclpy's per-element checks.
-    return array.array("B", data)
+def _uint8_array(data) -> array.array:
+    """The array.array('B') a `uint8[]` field holds, filled with one copy of a contiguous buffer
+    (bytes, or a numpy array of any dtype)."""
+    out = array.array("B")
+    out.frombytes(data.reshape(-1).view(np.uint8) if isinstance(data, np.ndarray) else data)
+    return out
+
+
+def _with_data(msg_type, data, **fields):
+    """`msg_type(**fields)` holding `data` (a `uint8[]` payload) after exactly one copy.
+
+    The generated constructor copies `data` into a new array.array, and so does the `data` setter
+    of a message that does not check its fields (rclpy's default since Jazzy,
+    ROS_PYTHON_CHECK_FIELDS): two copies of a 9.8 MB cloud for nothing. A checking setter
+    (Humble's always, later ones with `check_fields=True`) keeps an array.array('B') as it is.
+    """
+    if "_check_fields" in msg_type.__slots__:
+        fields["check_fields"] = True
+    msg = msg_type(**fields)
+    msg.data = _uint8_array(data)
+    return msg
 
 
 def depth_image(enc: EncodedImage, header: Header) -> Image:
     """The depth Image of an encoded depth payload (`naima_ros.depth_codec.encode_depth`)."""
-    return Image(header=header, height=enc.height, width=enc.width, encoding=enc.encoding,
-                 is_bigendian=enc.is_bigendian, step=enc.step, data=_bytes(enc.data))
+    return _with_data(Image, enc.data, header=header, height=int(enc.height), width=int(enc.width),
+                      encoding=enc.encoding, is_bigendian=bool(enc.is_bigendian), step=int(enc.step))
 
 
 def camera_info_msg(info: OutputCameraInfo, header: Header) -> CameraInfo:
@@ -36,11 +54,12 @@ def camera_info_msg(info: OutputCameraInfo, header: Header) -> CameraInfo:
 
 
 def points_cloud(points: np.ndarray, header: Header) -> PointCloud2:
-    """An organised PointCloud2 wrapping a PCL-layout point array (`geometry.depth_to_points`)."""
+    """An organised PointCloud2 of a PCL-layout point array (`geometry.depth_to_points`): its bytes
+    are copied once, into the message."""
     height, width = points.shape
     fields = [PointField(name=name, offset=offset, datatype=datatype, count=count)
               for name, offset, datatype, count in point_fields(points)]
-    return PointCloud2(header=header, height=height, width=width, fields=fields,
-                       is_bigendian=False, point_step=points.itemsize,
-                       row_step=points.itemsize * width, data=_bytes(points.tobytes()),
-                       is_dense=False)
+    return _with_data(PointCloud2, np.ascontiguousarray(points), header=header, height=int(height),
+                      width=int(width), fields=fields, is_bigendian=False,
+                      point_step=int(points.itemsize), row_step=int(points.itemsize * width),
+                      is_dense=False)
