@@ -126,6 +126,17 @@ def test_points_match_per_pixel_reference(stride):
                                        [(u - cx) * z / fx, (v - cy) * z / fy, z], rtol=1e-5)
 
 
+def test_points_rgb_is_pack_rgb_and_padding_is_zero():
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.3, 6.0, (6, 9)).astype(np.float32)
+    bgr = rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    rgb = bgr[..., ::-1]  # a non-contiguous view, as a decoded bgr8 image may be
+    pts = depth_to_points(depth, 9.0, 8.0, 4.5, 3.0, rgb=rgb)
+    np.testing.assert_array_equal(pts["rgb"].view(np.uint32), pack_rgb(rgb).view(np.uint32))
+    raw = pts.view(np.uint8).reshape(6, 9, 32)
+    assert not raw[..., 12:16].any() and not raw[..., 19:].any()
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"depth_m": np.zeros(3)}, r"\(H, W\)"),
     ({"depth_m": np.zeros((2, 2)), "stride": 0}, "stride"),
