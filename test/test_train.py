@@ -161,6 +161,16 @@ def test_init_from_starts_a_run_from_a_checkpoint(tmp_path, capsys):
     other = ["--model_overrides={upsampler_rcabs: 2}", f"--init_from={source / 'last.safetensors'}"]
     assert main(TINY + ["--epochs=1", *other, f"--out={tmp_path / 'other'}"]) != 0
     assert "holds another model" in capsys.readouterr().err
+    # init_partial: a semantic encoder added to the trained trunk; what fits is copied, the projectors are fresh
+    added = tmp_path / "added"
+    assert main(TINY + ["--epochs=1", "--lr=0", "--init_partial=true", f"--init_from={source / 'last.safetensors'}",
+                        "--model_overrides={encoder: efficientnet_lite0, token_shuffle: 1}", f"--out={added}"]) == 0
+    assert "tensors copied" in capsys.readouterr().out
+    c = weights(added / "last.safetensors")
+    assert torch.equal(c["depth_stem.weight"], a["depth_stem.weight"])
+    assert torch.equal(c["upsampler.head.weight"], a["upsampler.head.weight"])
+    assert c["gtas.0.token_projector.conv3x3.weight"].shape != a["gtas.0.token_projector.conv3x3.weight"].shape
+    assert load_checkpoint(added / "last.safetensors")[1]["semantic_encoder"]["pretrained"] is True
 
 
 def test_tof_inputs_degrade_only_the_lr_input():

@@ -2,7 +2,7 @@
 # Evaluate one finished ablation variant: naima-eval (deployed protocol, Middlebury + Lu, x8) + trained alphas.
 set -e
 v=$1
-R=/work/main/runs/ablation_x8
+R=${R:-/work/main/runs/ablation_x8}
 O=/work/main/results/ablation_x8/$v
 mkdir -p $O
 cd /work/main
