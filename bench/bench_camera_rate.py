@@ -174,6 +174,8 @@ def show(files: list[str], top: int = 8) -> None:
                 print(f"  {thread}: busy {d['busy']:.2f} of the wall time")
                 for frame, share in d["top_self"][:top]:
                     print(f"    {share:6.1%} self  {frame}")
+                for frame, share in d["top_inclusive"][:top + 4]:  # the first are the thread's own frames
+                    print(f"    {share:6.1%} incl  {frame}")
 
 
 def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
@@ -185,6 +187,12 @@ def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 
 
 # ---------------------------------------------------------------- orchestration
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads, DDS's included), in seconds."""
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def time_model(env, me, width, height, args) -> float:
     # the node's torch_threads (a --node-param, else the parameter's default)
     threads = DEFAULT_TORCH_THREADS
@@ -217,6 +225,9 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         sub.wait_for('"ready"', START_TIMEOUT_S)
         cam = Proc([sys.executable, CAMERA, "camera", str(width), str(height), str(rate_hz),
                     str(args.duration), str(go)], env)
+        procs = {"node": node, "camera": cam, "subscriber": sub}
+        cpu_start = {name: cpu_seconds(p.proc.pid) for name, p in procs.items()}
+        t_start = time.monotonic()
         go.touch()
         load_start = os.getloadavg()[0]
         if args.pyspy:
@@ -224,6 +235,14 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
             raw = Path(args.out) / f"pyspy_{tag}_{width}x{height}_{rate_hz:g}hz.txt"
             spy = pyspy(node.proc.pid, args.pyspy, raw)
         camera_out = json.loads(cam.wait_for('"sent"', START_TIMEOUT_S + args.duration * 3))
+        # cores each process used while the camera ran (the camera's start-up included)
+        elapsed = time.monotonic() - t_start
+        cores = {}
+        for name, p in procs.items():  # an exited, unreaped camera still has its /proc entry
+            try:
+                cores[name] = (cpu_seconds(p.proc.pid) - cpu_start[name]) / elapsed
+            except (OSError, IndexError):
+                pass
         if spy is not None:
             spy.wait(60)
             profile = summarise_pyspy(raw, int(args.pyspy))
@@ -247,6 +266,9 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         "size": f"{width}x{height}", "rate_hz": rate_hz, "method": args.method,
         "node_params": args.node_param, "window_s": window, "pairs_sent": camera_out["sent"],
         "pairs_received_by_node": int(diag.get("pairs_received", -1)),
+        # published by the node vs received by the subscriber: who lost the frames that were not served
+        "frames_published_by_node": int(diag.get("frames_published", -1)),
+        "events": {k[len("events."):]: int(v) for k, v in diag.items() if k.startswith("events.")},
         "images_received": len(images), "clouds_received": len(clouds),
         "served_fps": served_fps,
         "latency_p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
@@ -254,6 +276,7 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         "node_model_p50_ms": float(diag.get("model_p50_ms", "nan")),
         "dropped": {k: int(v) for k, v in diag.items() if k.startswith("dropped.")},
         "loadavg_1min": [load_start, load_end],
+        "cores_used": cores,
     }
     if model_before is not None:
         model_s = (model_before + model_after) / 2
@@ -269,7 +292,8 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
 
 def describe(run: dict) -> str:
     text = (f"{run['method']} {run['size']} @ {run['rate_hz']:g} Hz: sent {run['pairs_sent']}, "
-            f"node got {run['pairs_received_by_node']}, served {run['images_received']} "
+            f"node got {run['pairs_received_by_node']}, published "
+            f"{run.get('frames_published_by_node', '?')}, served {run['images_received']} "
             f"({run['served_fps']:.2f} fps, clouds {run['clouds_received']})")
     if "model_alone_fps" in run:
         text += (f"; model alone {run['model_alone_fps']:.2f} fps -> ratio "
@@ -280,6 +304,8 @@ def describe(run: dict) -> str:
         text += f" ({run['p95_over_model']:.2f} x model)"
     text += (f"; node model p50 {run['node_model_p50_ms']:.0f} ms; load "
              f"{run['loadavg_1min'][0]:.1f}/{run['loadavg_1min'][1]:.1f}")
+    if run.get("cores_used"):
+        text += "; cores " + ", ".join(f"{k} {v:.2f}" for k, v in run["cores_used"].items())
     return text
 
 
