@@ -187,10 +187,10 @@ def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 
 
 # ---------------------------------------------------------------- orchestration
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads, DDS's included), in seconds."""
+def cpu_and_faults(pid: int) -> tuple[float, int]:
+    """(user + system CPU seconds, minor page faults) of a process so far, all its threads."""
     fields_ = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK"), int(fields_[7])
 
 
 def time_model(env, me, width, height, args) -> float:
@@ -221,12 +221,16 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
     profile = None
     try:
         node.wait_for("ready", START_TIMEOUT_S)
-        sub = Proc([sys.executable, me, "subscriber", str(stop)], env)
+        sub_env = dict(env)
+        if args.subscriber_malloc == "tuned":  # the node's glibc settings, as environment variables
+            from naima_ros.runtime import MALLOC_SETTINGS
+            sub_env.update({var: str(value) for _, value, var in MALLOC_SETTINGS.values()})
+        sub = Proc([sys.executable, me, "subscriber", str(stop)], sub_env)
         sub.wait_for('"ready"', START_TIMEOUT_S)
         cam = Proc([sys.executable, CAMERA, "camera", str(width), str(height), str(rate_hz),
                     str(args.duration), str(go)], env)
         procs = {"node": node, "camera": cam, "subscriber": sub}
-        cpu_start = {name: cpu_seconds(p.proc.pid) for name, p in procs.items()}
+        cpu_start = {name: cpu_and_faults(p.proc.pid) for name, p in procs.items()}
         t_start = time.monotonic()
         go.touch()
         load_start = os.getloadavg()[0]
@@ -237,12 +241,14 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         camera_out = json.loads(cam.wait_for('"sent"', START_TIMEOUT_S + args.duration * 3))
         # cores each process used while the camera ran (the camera's start-up included)
         elapsed = time.monotonic() - t_start
-        cores = {}
+        cores, faults = {}, {}
         for name, p in procs.items():  # an exited, unreaped camera still has its /proc entry
             try:
-                cores[name] = (cpu_seconds(p.proc.pid) - cpu_start[name]) / elapsed
+                cpu_s, minflt = cpu_and_faults(p.proc.pid)
             except (OSError, IndexError):
-                pass
+                continue
+            cores[name] = (cpu_s - cpu_start[name][0]) / elapsed
+            faults[name] = (minflt - cpu_start[name][1]) / elapsed
         if spy is not None:
             spy.wait(60)
             profile = summarise_pyspy(raw, int(args.pyspy))
@@ -277,6 +283,8 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         "dropped": {k: int(v) for k, v in diag.items() if k.startswith("dropped.")},
         "loadavg_1min": [load_start, load_end],
         "cores_used": cores,
+        "minor_faults_per_s": faults,
+        "subscriber_malloc": args.subscriber_malloc,
     }
     if model_before is not None:
         model_s = (model_before + model_after) / 2
@@ -304,8 +312,12 @@ def describe(run: dict) -> str:
         text += f" ({run['p95_over_model']:.2f} x model)"
     text += (f"; node model p50 {run['node_model_p50_ms']:.0f} ms; load "
              f"{run['loadavg_1min'][0]:.1f}/{run['loadavg_1min'][1]:.1f}")
+    if run.get("subscriber_malloc") == "tuned":
+        text += "; subscriber malloc tuned"
     if run.get("cores_used"):
         text += "; cores " + ", ".join(f"{k} {v:.2f}" for k, v in run["cores_used"].items())
+    if run.get("minor_faults_per_s"):
+        text += "; faults/s " + ", ".join(f"{k} {v:.0f}" for k, v in run["minor_faults_per_s"].items())
     return text
 
 
@@ -323,6 +335,9 @@ def main() -> None:
     parser.add_argument("--node-pythonpath", default="",
                         help="run the node from this directory (e.g. `git archive` of an older "
                              "naima_ros with its checkpoints), to measure before/after alike")
+    parser.add_argument("--subscriber-malloc", choices=("default", "tuned"), default="default",
+                        help="glibc malloc of the subscriber: stock, or the node's settings (naima_ros.runtime; "
+                             "each 9.8 MB cloud it takes is a fresh, page-faulted block otherwise)")
     parser.add_argument("--pyspy", type=float, default=0.0, help="py-spy seconds (0: off)")
     parser.add_argument("--tag", default="run", help="name of the results file")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
