@@ -126,8 +126,9 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
             predictor(rgb, depth_m)
             times.append(time.perf_counter() - t0)
 
-    # as the node: warmed up on the main thread, served from another one (with 2 torch threads
-    # the thread that first ran torch stays 10x slower here; README "Serving at camera rate")
+    # as the node: warmed up on the main thread, served from another one (with libgomp's default
+    # spin-waiting the thread that first ran torch was 17x slower; runtime.set_torch_threads now
+    # makes OMP_WAIT_POLICY PASSIVE, README "Serving at camera rate")
     worker = threading.Thread(target=serve, name="model_alone")
     worker.start()
     worker.join()

@@ -104,3 +104,16 @@ def test_tune_process_reports_both():
         print(json.dumps(runtime.tune_process(2, malloc=False)))
     """)
     assert run(code, env=clean_env()) == {"malloc": "off", "torch_threads": 2}
+
+
+def test_omp_wait_policy_is_passive_unless_set():
+    """Set with the thread count before torch loads libgomp; a value in the environment wins."""
+    code = textwrap.dedent("""
+        import json, os
+        from naima_ros import runtime
+        runtime.set_torch_threads(1)
+        print(json.dumps(os.environ.get("OMP_WAIT_POLICY")))
+    """)
+    env = {k: v for k, v in clean_env().items() if k != "OMP_WAIT_POLICY"}
+    assert run(code, env=env) == "PASSIVE"
+    assert run(code, env=dict(env, OMP_WAIT_POLICY="ACTIVE")) == "ACTIVE"
