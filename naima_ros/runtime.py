@@ -84,17 +84,12 @@ def set_torch_threads(requested: int = 0) -> int:
     """Set torch's intra-op thread count (`torch_thread_count`); returns it.
 
     Where torch is not imported yet (a baseline never imports it) the count goes to
-    OMP_NUM_THREADS, which torch reads when it is imported, and OMP_WAIT_POLICY becomes PASSIVE
-    unless it is set: with libgomp's default spin-waiting, forward passes on the thread that first
-    ran torch took 14 s instead of 0.8 s (light x8, 640x480, 2 threads, idle or shared cores alike;
-    threads that call torch later were not hit), and PASSIVE made both 0.8 s (README "Serving at
-    camera rate"). libgomp reads it once, when torch loads it.
+    OMP_NUM_THREADS, which torch reads when it is imported (OMP_WAIT_POLICY: naima_ros/__init__.py).
     """
     threads = torch_thread_count(requested)
     torch = sys.modules.get("torch")
     if torch is None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     else:
         torch.set_num_threads(threads)
     return threads

@@ -107,11 +107,10 @@ def test_tune_process_reports_both():
 
 
 def test_omp_wait_policy_is_passive_unless_set():
-    """Set with the thread count before torch loads libgomp; a value in the environment wins."""
+    """Set when naima_ros is imported, before any entry point loads torch (libgomp); the environment wins."""
     code = textwrap.dedent("""
         import json, os
-        from naima_ros import runtime
-        runtime.set_torch_threads(1)
+        import naima_ros.eval.run  # an entry point's module: it imports torch
         print(json.dumps(os.environ.get("OMP_WAIT_POLICY")))
     """)
     env = {k: v for k, v in clean_env().items() if k != "OMP_WAIT_POLICY"}
