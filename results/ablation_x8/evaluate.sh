@@ -15,7 +15,7 @@ OMP_NUM_THREADS=1 .venv/bin/naima-eval --checkpoint $v=$R/$v/last.safetensors --
 import json, sys
 from naima_ros.checkpoint import load_checkpoint
 model, meta = load_checkpoint(sys.argv[1])
-alphas = [float(g.attention.alpha) if g.attention is not None and hasattr(g.attention, "alpha") else None
+alphas = [float(g.attention.alpha.detach()) if g.attention is not None and hasattr(g.attention, "alpha") else None
           for g in model.gtas]
 print(json.dumps({"alphas": alphas, "semantic_encoder": meta.get("semantic_encoder"),
                   "training": {k: meta["training"].get(k) for k in ("epochs_completed", "next_epoch", "next_step",
