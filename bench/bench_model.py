@@ -109,17 +109,22 @@ def conv_peak(precision: str, runs: int, warmup: int) -> dict:
 
 
 def model_case(preset: str, scale: int, precision: str, height: int, width: int, runs: int, warmup: int) -> dict:
-    """Latency, FLOPs and peak RSS of one preset/scale/precision at an output of height x width."""
+    """Latency, FLOPs and peak RSS of one preset (or checkpoint file)/scale/precision at height x width."""
     import torch
 
     from naima_ros import info
+    from naima_ros.checkpoint import load_checkpoint
     from naima_ros.inference import Upsampler
     from naima_ros.model import build_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights: same cost
-        model = build_model(preset, scale, seed=0, warn_untrained=False)
-        meta_model = info._build(preset, scale, "meta")
+        if preset.endswith(".safetensors"):  # the checkpoint's own model (preset + overrides)
+            model, meta = load_checkpoint(preset, expect_scale=scale)
+            meta_model = info._build(meta["preset"], scale, "meta", **meta.get("overrides", {}))
+        else:
+            model = build_model(preset, scale, seed=0, warn_untrained=False)
+            meta_model = info._build(preset, scale, "meta")
     net_h, net_w = info.network_size(model.config, height, width)
     flops = info.count_flops(meta_model, net_h, net_w, device="meta")["flops"]
     upsampler = Upsampler(model, {}, device="cpu", precision=precision)
@@ -192,7 +197,8 @@ def table(results: dict) -> str:
     for run in results["runs"]:
         for case in run["cases"]:
             conv = run["conv"][case["precision"]]["gflops_per_s"]
-            lines.append(f"{case['preset']:<13}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
+            name = Path(case["preset"]).stem if case["preset"].endswith(".safetensors") else case["preset"]
+            lines.append(f"{name:<13}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
                          f"{'x'.join(map(str, case['network_size'])):>10}{case['flops'] / 1e9:>8.1f}"
                          f"{case['median_s'] * 1e3:>9.1f}{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
                          f"{case['ratio_to_conv']:>7.2f}{case['peak_rss_mb']:>9.0f}"
@@ -205,6 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scales", default="4,8,16", help="scales of the light presets (default 4,8,16)")
     parser.add_argument("--presets", default="light", help="comma-separated light presets (light, light_guided)")
     parser.add_argument("--big", action="store_true", help="also naima and reference at x8 (slow)")
+    parser.add_argument("--checkpoints", default="", help="comma-separated .safetensors files, timed as loaded "
+                        "(their own preset and overrides; scale from --scales, which must match)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--allocators", default="default,tuned", help="comma-separated: default, tuned")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per configuration (median)")
@@ -229,9 +237,11 @@ def main(argv=None) -> int:
         parser.error(f"precisions from {PRECISIONS}, allocators from {ALLOCATORS}, scales from 4,8,16")
     height, width = (int(v) for v in args.size.lower().split("x"))
     presets = [p for p in args.presets.split(",") if p]
+    checkpoints = [c for c in args.checkpoints.split(",") if c]
     if not set(presets) <= {"light", "light_guided"}:
         parser.error("--presets from light, light_guided (--big adds naima and reference)")
-    cases = [(p, s) for p in presets for s in scales] + ([("naima", 8), ("reference", 8)] if args.big else [])
+    cases = ([(p, s) for p in presets for s in scales] + [(c, s) for c in checkpoints for s in scales]
+             + ([("naima", 8), ("reference", 8)] if args.big else []))
     config = {"cases": cases, "precisions": precisions, "runs": args.runs, "warmup": args.warmup,
               "height": height, "width": width, "threads": args.threads}
     started = time.perf_counter()

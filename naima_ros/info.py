@@ -51,11 +51,11 @@ TABLE4 = {
 SPEC_TRUE_TFLOPS = {4: 3.080, 8: 3.050, 16: 2.948}  # FlopCounterMode at REFERENCE_IMG_SIZE
 
 
-def _build(preset: str, scale: int, device: str):
+def _build(preset: str, scale: int, device: str, **overrides):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an untrained backbone has the same cost
         with torch.device(device):
-            return build_model(preset, scale, warn_untrained=False)
+            return build_model(preset, scale, warn_untrained=False, **overrides)
 
 
 def count_flops(model: torch.nn.Module, height: int, width: int, *, device: str = "meta",
