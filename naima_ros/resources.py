@@ -9,9 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["PACKAGE", "resolve_checkpoint", "share_dirs"]
+__all__ = ["PACKAGE", "SHIPPED", "SHIPPED_CHECKPOINTS", "resolve_checkpoint", "share_dirs"]
 
 PACKAGE = "naima_ros"
+# The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads.
+SHIPPED = "shipped"
+SHIPPED_CHECKPOINTS = {
+    4: "checkpoints/naima_light_x4_demo.safetensors",
+    8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens (README)
+    16: "checkpoints/naima_light_x16_demo.safetensors",
+}
 
 
 def share_dirs() -> list[Path]:
@@ -30,14 +37,19 @@ def share_dirs() -> list[Path]:
 
 
 def resolve_checkpoint(template: str, scale: int) -> Path:
-    """The checkpoint file for a `checkpoint` value (`{scale}` is replaced) and a scale.
+    """The checkpoint file for a `checkpoint` value (`{scale}` is replaced, or "shipped") and a scale.
 
     A relative path is looked up in the current directory, then in `share_dirs()`.
 
     Raises:
         ValueError: a placeholder other than `{scale}`.
-        FileNotFoundError: no such file; the message lists every place looked in.
+        FileNotFoundError: no such file (or no shipped model of that scale); the message lists the places
+            looked in.
     """
+    if template == SHIPPED:
+        if scale not in SHIPPED_CHECKPOINTS:
+            raise FileNotFoundError(f"no shipped checkpoint for x{scale}; shipped: x{sorted(SHIPPED_CHECKPOINTS)}")
+        template = SHIPPED_CHECKPOINTS[scale]
     try:
         name = str(template).format(scale=scale)
     except (KeyError, IndexError, ValueError) as exc:

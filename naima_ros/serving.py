@@ -111,9 +111,10 @@ PARAMETERS = (
                   "the model", choices=tuple(METHODS)),
     ParameterSpec("scale", 8, "super-resolution factor (4, 8 or 16); must equal the checkpoint's; "
                   "changing it loads a new model", int_range=(4, 16, 4)),
-    ParameterSpec("checkpoint", "checkpoints/naima_light_x{scale}_demo.safetensors",
-                  "NAIMA .safetensors checkpoint; '{scale}' is replaced by the scale; a relative "
-                  "path is looked up in the current directory, then in the package share "
+    ParameterSpec("checkpoint", "shipped",
+                  "NAIMA .safetensors checkpoint, or 'shipped': the package's model for the scale "
+                  "(naima_ros.resources.SHIPPED_CHECKPOINTS); '{scale}' is replaced by the scale; a "
+                  "relative path is looked up in the current directory, then in the package share "
                   "directory"),
     ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
     ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "

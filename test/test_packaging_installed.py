@@ -42,6 +42,7 @@ def test_checkpoint_lookup_finds_the_installed_checkpoint(prefix, tmp_path, monk
     assert share_dirs()[0] == share
     path = resolve_checkpoint("checkpoints/naima_light_x{scale}_demo.safetensors", 8)
     assert path == share / "checkpoints" / "naima_light_x8_demo.safetensors"
+    assert resolve_checkpoint("shipped", 8) == share / "checkpoints" / "naima_semantic_x8.safetensors"
 
 
 @pytest.mark.parametrize("executable", ["naima-eval", "naima-bag", "naima_node"])

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from naima_ros.resources import resolve_checkpoint
+from naima_ros.resources import SHIPPED_CHECKPOINTS, resolve_checkpoint
 
 
 def test_resolve_checkpoint_placeholder_cwd_and_share_dirs(tmp_path, monkeypatch):
@@ -23,3 +23,11 @@ def test_resolve_checkpoint_placeholder_cwd_and_share_dirs(tmp_path, monkeypatch
     assert str(Path(__file__).resolve().parents[1]) in message
     with pytest.raises(ValueError, match="placeholder"):
         resolve_checkpoint("m_{size}.safetensors", 8)
+
+
+def test_shipped_names_the_package_model_of_each_scale():
+    for scale, name in SHIPPED_CHECKPOINTS.items():
+        path = resolve_checkpoint("shipped", scale)
+        assert path.is_file() and path.as_posix().endswith(name)
+    with pytest.raises(FileNotFoundError, match="no shipped checkpoint for x2"):
+        resolve_checkpoint("shipped", 2)

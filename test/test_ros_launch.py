@@ -93,7 +93,7 @@ def test_config_yaml_declares_every_parameter_with_its_type():
             assert p.int_range[0] <= value <= p.int_range[1], name
         if p.float_range:
             assert p.float_range[0] <= value <= p.float_range[1], name
-    assert params["checkpoint"] == "checkpoints/naima_light_x{scale}_demo.safetensors"
+    assert params["checkpoint"] == "shipped"
     # QoS is the standard qos_overrides.<topic>.<entity>.* (declared by the node, per topic)
     assert not {"input_reliability", "input_depth", "output_reliability", "output_depth"} & \
         set(params)

@@ -70,7 +70,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 def _add_node_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="NAIMA .safetensors ('{scale}' is replaced); default: "
-                   "the node's default, checkpoints/naima_light_x{scale}_demo.safetensors")
+                   "the node's default, the shipped model of the scale")
     p.add_argument("--scale", type=int, help="model scale (default: the bag's RGB/depth ratio)")
 
 
