@@ -174,8 +174,9 @@ def depth_to_points(depth_m: np.ndarray, fx: float, fy: float, cx: float, cy: fl
         # pack_rgb's 0x00RRGGBB as the little-endian bytes B, G, R, 0 of the `rgb` float,
         # copied straight from the image (no uint32 temporaries)
         point_bytes = points.view(np.uint8).reshape(z.shape + (dtype.itemsize,))
-        for channel, offset in enumerate((18, 17, 16)):  # per channel: numpy is slow at 3-wide rows
-            point_bytes[..., offset] = rgb[::stride, ::stride, channel]
+        rgb_offset = dtype.fields["rgb"][1]
+        for channel in range(3):  # R, G, B to bytes 2, 1, 0; per channel: numpy is slow at 3-wide rows
+            point_bytes[..., rgb_offset + 2 - channel] = rgb[::stride, ::stride, channel]
     return points
 
 

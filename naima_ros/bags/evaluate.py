@@ -296,18 +296,20 @@ class _Inputs(NamedTuple):
     def decode_depth(self, msg) -> tuple[np.ndarray, np.ndarray]:
         if self.depth_transport == "raw":
             return decode_depth_msg(msg, self.depth)
-        try:
-            return decode_compressed_depth(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
-        except TransportError as exc:
-            raise BagError(f"topic {self.depth} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+        return _decode_compressed(decode_compressed_depth, msg, self.depth)
 
     def decode_rgb(self, msg) -> np.ndarray:
         if self.rgb_transport == "raw":
             return decode_rgb_msg(msg, self.rgb)
-        try:
-            return decode_compressed_color(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
-        except TransportError as exc:
-            raise BagError(f"topic {self.rgb} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
+        return _decode_compressed(decode_compressed_color, msg, self.rgb)
+
+
+def _decode_compressed(decode, msg, topic: str):
+    """A compressed message through `decode`; a transport error becomes a BagError naming topic and stamp."""
+    try:
+        return decode(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
+    except TransportError as exc:
+        raise BagError(f"topic {topic} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
 class _Scoring:
