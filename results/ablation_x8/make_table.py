@@ -5,6 +5,8 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 VARIANTS = [("a_none", "(a) no semantic branch"), ("b_random_vit", "(b) random frozen ViT-S/14, attention"),
             ("c_efficientnet_attention", "(c) EfficientNet-Lite0, GTA attention"),
@@ -50,10 +52,11 @@ def plot_validation() -> None:
         log_path = HERE / name / "log.csv"
         if not log_path.is_file():
             continue
-        log = [r for r in csv.DictReader(open(log_path)) if r.get("val_rmse")]
-        steps = [int(r["epoch"]) * 75 for r in log]  # 75 steps per epoch (600 samples, batch 8)
-        ax.plot(steps, [float(r["val_rmse"]) for r in log], "o-", label=label)
-        bicubic_val = float(log[-1]["val_rmse_bicubic"]) if log else bicubic_val
+        rows = list(csv.DictReader(open(log_path)))
+        done = np.cumsum([int(r["steps"]) for r in rows])  # optimiser steps at the end of each logged row
+        log = [(step, r) for step, r in zip(done, rows) if r.get("val_rmse")]
+        ax.plot([s for s, _ in log], [float(r["val_rmse"]) for _, r in log], "o-", label=label)
+        bicubic_val = float(log[-1][1]["val_rmse_bicubic"]) if log else bicubic_val
     if bicubic_val:
         ax.axhline(bicubic_val, color="grey", ls="--", label="bicubic")
     ax.set(xlabel="optimiser steps (batch 8, 128² patches)", ylabel="RMSE (cm), 6 held-out procedural scenes",
