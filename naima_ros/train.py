@@ -245,10 +245,10 @@ class ToFInputs(torch.utils.data.Dataset):
 
 def validation_frames(cfg: TrainConfig):
     from naima_ros.data import motorcycle, shared
-    from naima_ros.data.synthetic import generate_scene
+    from naima_ros.data.synthetic import VALIDATION_SEED0, generate_scene
 
-    if cfg.val_set == "synthetic":  # seeds far from the training scenes'
-        return [generate_scene(10_000_000 + i, 240, 320).to_frame(f"val_{i}") for i in range(cfg.val_images)]
+    if cfg.val_set == "synthetic":
+        return [generate_scene(VALIDATION_SEED0 + i, 240, 320).to_frame(f"val_{i}") for i in range(cfg.val_images)]
     if cfg.val_set == "motorcycle":
         return [motorcycle.load_motorcycle()]
     frames = shared.load_test_set("Middlebury" if cfg.val_set == "middlebury" else "Lu", cfg.data_path

@@ -10,6 +10,7 @@ from naima_ros.bags.cli import main
 from naima_ros.bags.io import BagError, BagReader, BagWriter, Topics, depth_msg, header
 from naima_ros.bags.make import (Frame, LRConfig, TimingConfig, fit_frame, frames_from_source,
                                  lr_from_gt, make_bag)
+from naima_ros.data.synthetic import BAG_SEED0, generate_scene
 from naima_ros.depth_codec import decode_color, decode_depth
 
 W, H, S = 64, 48, 8
@@ -150,6 +151,10 @@ def test_procedural_sequence_pans_coherently():
     # consecutive frames share most of the room: the principal point moves with the pan
     assert frames[0].intrinsics[2] > frames[1].intrinsics[2] > frames[2].intrinsics[2]
     assert all(np.isfinite(f.depth_m).all() and f.rgb.dtype == np.uint8 for f in frames)
+    # the rooms are held-out scenes: training sets draw generate_scene(0 ..), the bag BAG_SEED0 + seed
+    room = generate_scene(BAG_SEED0, 48, 64 + 32)
+    assert np.array_equal(frames[0].rgb, room.rgb[:, :64])
+    assert not np.array_equal(frames[0].rgb, generate_scene(0, 48, 96).rgb[:, :64])
 
 
 def test_motorcycle_and_shared_dataset_sources(tmp_path, shared_data):

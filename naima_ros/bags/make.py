@@ -138,16 +138,16 @@ def procedural_frames(n: int, height: int, width: int, *, seed: int = 0,
     Args:
         n: number of frames.
         height, width: frame size (px).
-        seed: seed of the first room; room k uses seed + k.
+        seed: seed of the first room; room k is generate_scene(BAG_SEED0 + seed + k), never a training scene.
         segment_frames: frames per room.
         pan: the room is rendered (1 + pan) x wider than a frame; the window slides across it.
     """
-    from naima_ros.data.synthetic import generate_scene
+    from naima_ros.data.synthetic import BAG_SEED0, generate_scene
 
     extra = int(round(width * pan))
     for start in range(0, n, segment_frames):
         room = start // segment_frames
-        scene = generate_scene(seed + room, height, width + extra)
+        scene = generate_scene(BAG_SEED0 + seed + room, height, width + extra)
         fx, fy, cx, cy = scene.intrinsics
         count = min(segment_frames, n - start)
         for i in range(count):
