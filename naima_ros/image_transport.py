@@ -23,8 +23,8 @@ The plugin's `rvl` variant is not supported (refused with a clear reason).
 
 Every decoder reads the image size from the file header and refuses it before decoding when it
 declares more than `max_input_pixels` (a decompression bomb costs nothing). Failures raise
-`TransportError`, a ValueError whose `reason` is a drop counter name of the node: `oversized`,
-`malformed_image` or `unsupported_encoding`.
+`Drop`, whose `reason` is a drop counter name of the node: `oversized`, `malformed_image` or
+`unsupported_encoding`.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from naima_ros.depth_codec import MM_PER_M
 
 __all__ = [
     "CompressedImagePayload",
-    "TransportError",
+    "Drop",
     "decode_compressed_color",
     "decode_compressed_depth",
     "encode_compressed_color",
@@ -56,8 +56,10 @@ DEFAULT_DEPTH_MAX_M = 10.0
 DEFAULT_DEPTH_QUANTIZATION = 100.0
 
 
-class TransportError(ValueError):
-    """A compressed image that cannot be used; `reason` is the drop counter it belongs to."""
+class Drop(Exception):
+    """An input that is not served: `reason` (a key of `serving.DROP_REASONS`) is its counter name,
+    the message says what was wrong and what was expected. Its home is here, the lowest layer that
+    refuses inputs; serving raises it for everything else."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -76,11 +78,11 @@ def _declared_codec(fmt: str) -> str | None:
     words = fmt.replace(";", " ").lower().split()
     codecs = {"jpeg" if w in ("jpeg", "jpg") else w for w in words} & {"jpeg", "png"}
     if len(codecs) > 1:
-        raise TransportError("unsupported_encoding", f"format {fmt!r} names both jpeg and png")
+        raise Drop("unsupported_encoding", f"format {fmt!r} names both jpeg and png")
     if codecs:
         return codecs.pop()
     if any(w in ("compresseddepth", "rvl", "tiff", "h264", "theora") for w in words):
-        raise TransportError("unsupported_encoding", f"format {fmt!r} is not a jpeg/png "
+        raise Drop("unsupported_encoding", f"format {fmt!r} is not a jpeg/png "
                              f"`compressed` image")
     return None
 
@@ -89,24 +91,24 @@ def _open_header(data, codec: str, fmt: str, max_input_pixels: int, what: str) -
     """Open a JPEG/PNG lazily (header only) and check its codec and declared size."""
     head = bytes(data[:8])
     if not head.startswith(MAGIC[codec]):
-        raise TransportError("malformed_image", f"{what}: format {fmt!r} says {codec} but the "
+        raise Drop("malformed_image", f"{what}: format {fmt!r} says {codec} but the "
                              f"data ({len(data)} bytes) starts with {head.hex()}")
     try:
         with warnings.catch_warnings():  # Pillow's own bomb limit warns; ours is checked below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[codec.upper()])
     except Image.DecompressionBombError as exc:  # beyond even Pillow's hard limit
-        raise TransportError("oversized", f"{what}: {codec} header declares more than "
+        raise Drop("oversized", f"{what}: {codec} header declares more than "
                              f"max_input_pixels={max_input_pixels}: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise TransportError("malformed_image", f"{what}: cannot read the {codec} header "
+        raise Drop("malformed_image", f"{what}: cannot read the {codec} header "
                              f"({len(data)} bytes): {exc}") from exc
     width, height = image.size
     if width * height > max_input_pixels:
-        raise TransportError("oversized", f"{what}: {codec} header declares {width}x{height} "
+        raise Drop("oversized", f"{what}: {codec} header declares {width}x{height} "
                              f"= {width * height} pixels > max_input_pixels={max_input_pixels}")
     if width == 0 or height == 0:
-        raise TransportError("malformed_image", f"{what}: {codec} header declares an empty "
+        raise Drop("malformed_image", f"{what}: {codec} header declares an empty "
                              f"{width}x{height} image")
     return image
 
@@ -117,7 +119,7 @@ def _pixels(image: Image.Image, what: str) -> np.ndarray:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         width, height = image.size
-        raise TransportError("malformed_image", f"{what}: cannot decode the {width}x{height} "
+        raise Drop("malformed_image", f"{what}: cannot decode the {width}x{height} "
                              f"{image.format} image: {exc}") from exc
     return np.asarray(image)
 
@@ -135,7 +137,7 @@ def decode_compressed_color(data, fmt: str, *, max_input_pixels: int) -> np.ndar
         (H, W, 3) uint8 RGB, C-contiguous.
 
     Raises:
-        TransportError: reason `oversized`, `malformed_image` or `unsupported_encoding`
+        Drop: reason `oversized`, `malformed_image` or `unsupported_encoding`
             (16-bit grey, a non-jpeg/png format).
     """
     data = memoryview(data).cast("B")
@@ -143,12 +145,12 @@ def decode_compressed_color(data, fmt: str, *, max_input_pixels: int) -> np.ndar
     if codec is None:
         codec = next((c for c, magic in MAGIC.items() if bytes(data[:8]).startswith(magic)), None)
         if codec is None:
-            raise TransportError("malformed_image", f"compressed rgb: format {fmt!r} names no "
+            raise Drop("malformed_image", f"compressed rgb: format {fmt!r} names no "
                                  f"codec and the data is neither jpeg nor png")
     what = "compressed rgb"
     image = _open_header(data, codec, fmt, max_input_pixels, what)
     if image.mode not in ("RGB", "L", "RGBA", "LA", "P", "PA", "CMYK", "YCbCr", "1"):
-        raise TransportError("unsupported_encoding", f"{what}: {codec} of mode {image.mode!r} "
+        raise Drop("unsupported_encoding", f"{what}: {codec} of mode {image.mode!r} "
                              f"(only 8-bit colour or grey is an RGB input)")
     pixels = _pixels(image, what)
     if image.mode not in ("RGB", "L"):
@@ -163,10 +165,10 @@ def _depth_format(fmt: str) -> str:
     encoding, _, rest = fmt.partition(";")
     encoding, words = encoding.strip(), rest.split()
     if not words or words[0] != "compressedDepth" or words[1:] not in ([], ["png"]):
-        raise TransportError("unsupported_encoding", f"compressedDepth: format {fmt!r} is not "
+        raise Drop("unsupported_encoding", f"compressedDepth: format {fmt!r} is not "
                              f"'<encoding>; compressedDepth [png]' (rvl is not supported)")
     if encoding not in DEPTH_16U_ENCODINGS + ("32FC1",):
-        raise TransportError("unsupported_encoding", f"compressedDepth: encoding {encoding!r} "
+        raise Drop("unsupported_encoding", f"compressedDepth: encoding {encoding!r} "
                              f"in format {fmt!r} (supported: 16UC1, mono16, 32FC1)")
     return encoding
 
@@ -185,18 +187,18 @@ def decode_compressed_depth(data, fmt: str, *,
         `depth_codec.decode_depth` returns for raw images.
 
     Raises:
-        TransportError: reason `oversized`, `malformed_image` or `unsupported_encoding`.
+        Drop: reason `oversized`, `malformed_image` or `unsupported_encoding`.
     """
     encoding = _depth_format(fmt)
     data = memoryview(data).cast("B")
     if len(data) <= DEPTH_HEADER.size:
-        raise TransportError("malformed_image", f"compressedDepth: {len(data)} bytes, not even "
+        raise Drop("malformed_image", f"compressedDepth: {len(data)} bytes, not even "
                              f"the {DEPTH_HEADER.size}-byte header and a PNG")
     _, quant_a, quant_b = DEPTH_HEADER.unpack_from(data)
     what = "compressedDepth"
     image = _open_header(data[DEPTH_HEADER.size:], "png", fmt, max_input_pixels, what)
     if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
-        raise TransportError("malformed_image", f"{what}: PNG of mode {image.mode!r}, "
+        raise Drop("malformed_image", f"{what}: PNG of mode {image.mode!r}, "
                              f"expected 16-bit grey")
     values = _pixels(image, what)
     if values.dtype != np.uint16:  # mode "I" (int32) from older Pillow

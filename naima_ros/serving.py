@@ -45,7 +45,7 @@ from naima_ros.depth_codec import (COLOR_ENCODINGS, DEPTH_ENCODINGS, EncodedImag
 from naima_ros.frames import valid_depth_mask
 from naima_ros.geometry import (Intrinsics, depth_to_points, image_size, output_intrinsics,
                                 resize_rgb)
-from naima_ros.image_transport import (TransportError, decode_compressed_color,
+from naima_ros.image_transport import (Drop, decode_compressed_color,
                                        decode_compressed_depth)
 from naima_ros.registration import register_depth, rotation_from_quaternion
 from naima_ros.options import METHODS, PRECISIONS, SCALES
@@ -242,15 +242,6 @@ class ServeConfig:
         return cls(**{f.name: frozen(values[f.name]) for f in fields(cls) if f.name in values})
 
 
-class Drop(Exception):
-    """A pair that is not served: `reason` (a key of `DROP_REASONS`) is its counter name, the
-    message says what was wrong and what was expected."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 class OutputCameraInfo(NamedTuple):
     """The fields of the output `sensor_msgs/CameraInfo` (no ROI, no binning)."""
 
@@ -360,9 +351,7 @@ def decode_images(rgb_msg, depth_msg, max_pixels: int = DEFAULTS["max_input_pixe
         else:
             depth_m, valid = decode_compressed_depth(bytes(depth_msg.data), depth_msg.format,
                                                      max_input_pixels=max_pixels)
-    except TransportError as exc:
-        raise Drop(exc.reason, str(exc)) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # raw decoding; compressed decoding raises Drop itself
         raise Drop("malformed_image", str(exc)) from exc
     if not rgb.flags.writeable:  # a view of read-only message bytes; predictors may write
         rgb = rgb.copy()

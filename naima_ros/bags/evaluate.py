@@ -38,7 +38,7 @@ from naima_ros.bags.io import (COMPRESSED_IMAGE, DIAGNOSTICS, IMAGE, BagError, B
 from naima_ros.eval import metrics
 from naima_ros.frames import valid_depth_mask
 from naima_ros.options import BASELINE_METHODS, SCALES
-from naima_ros.image_transport import TransportError, decode_compressed_color, decode_compressed_depth
+from naima_ros.image_transport import Drop, decode_compressed_color, decode_compressed_depth
 from naima_ros.predictors import load_predictor
 from naima_ros.serving import DEFAULTS, stamp_ns
 
@@ -308,7 +308,7 @@ def _decode_compressed(decode, msg, topic: str):
     """A compressed message through `decode`; a transport error becomes a BagError naming topic and stamp."""
     try:
         return decode(bytes(msg.data), msg.format, max_input_pixels=MAX_PIXELS)
-    except TransportError as exc:
+    except Drop as exc:
         raise BagError(f"topic {topic} (stamp {stamp_ns(msg.header.stamp)} ns): {exc}") from exc
 
 
