@@ -14,7 +14,6 @@ os.environ["ROS_LOCALHOST_ONLY"] = "1"  # older distros
 
 import importlib.util  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -30,6 +29,7 @@ from naima_ros.bags.cli import main as naima_bag  # noqa: E402
 from naima_ros.bags.io import (CAMERA_INFO, TYPESTORE, BagReader, BagWriter,  # noqa: E402
                                Topics, depth_msg, header, image_msg, rgb_msg)
 from naima_ros.ros.node import NaimaNode  # noqa: E402
+from ros_waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -43,14 +43,6 @@ METHODS = [pytest.param("naima", marks=pytest.mark.skipif(not HAVE_TORCH,
            "bicubic"]
 PARAMS = {"max_input_pixels": W * H, "min_depth": 0.1, "max_depth": 10.0, "warmup_iterations": 0}
 
-
-def wait_for(predicate, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}")
 
 
 # ---------------------------------------------------------------------- the recorded pairs

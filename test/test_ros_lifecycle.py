@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from naima_ros.predictors import load_predictor  # noqa: E402
 from naima_ros.ros.node import ManagedNaimaNode  # noqa: E402
+from ros_waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -39,15 +40,6 @@ METHODS = [pytest.param("naima", marks=pytest.mark.skipif(not HAVE_TORCH,
                                                           reason="method naima needs torch")),
            "bicubic"]
 
-
-def wait_for(predicate, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}")
 
 
 def image(stamp_ns, pixels, encoding):

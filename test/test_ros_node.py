@@ -33,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from naima_ros.depth_codec import decode_depth  # noqa: E402
 from naima_ros.predictors import load_predictor  # noqa: E402
 from naima_ros.ros.node import ModelLoadError, NaimaNode  # noqa: E402
+from ros_waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -56,15 +57,6 @@ def reliable_inputs(namespace: str, depth: int = 20) -> dict:
 def next_stamp_ns() -> int:
     return next(_stamps) * 100_000_000
 
-
-def wait_for(predicate, timeout=TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # ---------------------------------------------------------------------- frames
@@ -237,7 +229,7 @@ class Harness:
             with self.lock:
                 have = key in self.images and key in self.infos
                 return have and (not points or key in self.clouds)
-        wait_for(ready, timeout, what=f"outputs stamped {stamp_ns} (node status {self.status}, "
+        wait_for(ready, timeout=timeout, what=f"outputs stamped {stamp_ns} (node status {self.status}, "
                  f"{self.diag})")
         with self.lock:
             return self.images[key], self.infos[key], self.clouds.get(key)

@@ -24,19 +24,12 @@ from naima_ros.predictors import load_predictor  # noqa: E402
 from naima_ros.ros.node import NaimaNode  # noqa: E402
 from naima_ros.ros.sync import Subscriber  # noqa: E402
 from naima_ros.serving import FrameServer, ServeConfig  # noqa: E402
+from ros_waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TIMEOUT = 60.0
 H, W, SCALE = 48, 64, 8
 
-
-def wait_for(predicate, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def inputs(stamp_ns: int):

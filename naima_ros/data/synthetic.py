@@ -32,8 +32,9 @@ import numpy as np
 
 from naima_ros.data.common import RGBDFrame
 
-__all__ = ["BENCHMARK_STYLE", "BAG_SEED0", "TEXTURE_NAMES", "VALIDATION_SEED0", "DegradationConfig", "ProceduralScenes", "SceneStyle", "SyntheticScene",
-           "ToFConfig", "degrade_depth", "degrade_lr_depth", "generate_scene", "load_textures"]
+__all__ = ["BAG_SEED0", "BENCHMARK_STYLE", "TEXTURE_NAMES", "VALIDATION_SEED0", "DegradationConfig",
+           "ProceduralScenes", "SceneStyle", "SyntheticScene", "ToFConfig", "degrade_depth", "degrade_lr_depth",
+           "generate_scene", "load_textures"]
 
 TEXTURE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins",
                  "immunohistochemistry", "colorwheel", "moon", "page", "text", "hubble_deep_field")
