@@ -108,6 +108,11 @@ def conv_peak(precision: str, runs: int, warmup: int) -> dict:
             "median_s": median, "gflops_per_s": flops / median / 1e9, "times_s": times}
 
 
+def is_checkpoint(case_preset: str) -> bool:
+    """A case names a preset (`light`) or a checkpoint file, timed as its own preset and overrides."""
+    return case_preset.endswith(".safetensors")
+
+
 def model_case(preset: str, scale: int, precision: str, height: int, width: int, runs: int, warmup: int) -> dict:
     """Latency, FLOPs and peak RSS of one preset (or checkpoint file)/scale/precision at height x width."""
     import torch
@@ -119,7 +124,7 @@ def model_case(preset: str, scale: int, precision: str, height: int, width: int,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights: same cost
-        if preset.endswith(".safetensors"):  # the checkpoint's own model (preset + overrides)
+        if is_checkpoint(preset):
             model, meta = load_checkpoint(preset, expect_scale=scale)
             meta_model = info._build(meta["preset"], scale, "meta", **meta.get("overrides", {}))
         else:
@@ -197,7 +202,7 @@ def table(results: dict) -> str:
     for run in results["runs"]:
         for case in run["cases"]:
             conv = run["conv"][case["precision"]]["gflops_per_s"]
-            name = Path(case["preset"]).stem if case["preset"].endswith(".safetensors") else case["preset"]
+            name = Path(case["preset"]).stem if is_checkpoint(case["preset"]) else case["preset"]
             lines.append(f"{name:<13}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
                          f"{'x'.join(map(str, case['network_size'])):>10}{case['flops'] / 1e9:>8.1f}"
                          f"{case['median_s'] * 1e3:>9.1f}{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
