@@ -231,7 +231,7 @@ def encode_compressed_color(rgb: np.ndarray, codec: str = "jpeg", *,
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
-    image = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    image = Image.fromarray(np.ascontiguousarray(rgb))  # (H, W, 3) uint8 is RGB; `mode=` goes in Pillow 13
     if codec == "jpeg":
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=jpeg_quality)
