@@ -1,0 +1,31 @@
+"""How much of the benchmark gain depends on bicubic LR? naima-eval's deployed protocol with the LR depth made
+the way a ToF pixel sees the scene: the mean of each s x s footprint instead of antialiased bicubic.
+
+A measurement, not a protocol: it swaps `synthesize_lr` where the test samples are made and runs naima-eval.
+Usage (from the repository root):
+    .venv/bin/python results/semantic_x8_stage2/area_lr.py \
+        --checkpoint stage2=checkpoints/naima_semantic_x8.safetensors \
+        --checkpoint light_demo_x8=checkpoints/naima_light_x8_demo.safetensors \
+        --datasets middlebury,lu --scales 8 --protocol deployed --baselines bicubic --figures 0 --no-progress \
+        --out results/semantic_x8_stage2/eval_area_lr
+"""
+import sys
+
+import torch.nn.functional as F
+
+from naima_ros.data import datasets, transforms
+from naima_ros.eval import run
+
+
+def footprint_mean_lr(depth_norm, scale: int, *, antialias: bool = True):
+    tensor = depth_norm.float() if hasattr(depth_norm, "float") else None
+    if tensor is None:  # numpy: the original handles the type conversions
+        return transforms.synthesize_lr(depth_norm, scale, antialias=antialias)
+    batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
+    h, w = tensor.shape[-2:]
+    lr = F.avg_pool2d(batched[..., : h // scale * scale, : w // scale * scale], scale)
+    return lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
+
+
+datasets.synthesize_lr = footprint_mean_lr
+sys.exit(run.main(sys.argv[1:]))
