@@ -83,7 +83,7 @@ def _declared_codec(fmt: str) -> str | None:
         return codecs.pop()
     if any(w in ("compresseddepth", "rvl", "tiff", "h264", "theora") for w in words):
         raise Drop("unsupported_encoding", f"format {fmt!r} is not a jpeg/png "
-                             f"`compressed` image")
+                   f"`compressed` image")
     return None
 
 
@@ -92,24 +92,24 @@ def _open_header(data, codec: str, fmt: str, max_input_pixels: int, what: str) -
     head = bytes(data[:8])
     if not head.startswith(MAGIC[codec]):
         raise Drop("malformed_image", f"{what}: format {fmt!r} says {codec} but the "
-                             f"data ({len(data)} bytes) starts with {head.hex()}")
+                   f"data ({len(data)} bytes) starts with {head.hex()}")
     try:
         with warnings.catch_warnings():  # Pillow's own bomb limit warns; ours is checked below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[codec.upper()])
     except Image.DecompressionBombError as exc:  # beyond even Pillow's hard limit
         raise Drop("oversized", f"{what}: {codec} header declares more than "
-                             f"max_input_pixels={max_input_pixels}: {exc}") from exc
+                   f"max_input_pixels={max_input_pixels}: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise Drop("malformed_image", f"{what}: cannot read the {codec} header "
-                             f"({len(data)} bytes): {exc}") from exc
+                   f"({len(data)} bytes): {exc}") from exc
     width, height = image.size
     if width * height > max_input_pixels:
         raise Drop("oversized", f"{what}: {codec} header declares {width}x{height} "
-                             f"= {width * height} pixels > max_input_pixels={max_input_pixels}")
+                   f"= {width * height} pixels > max_input_pixels={max_input_pixels}")
     if width == 0 or height == 0:
         raise Drop("malformed_image", f"{what}: {codec} header declares an empty "
-                             f"{width}x{height} image")
+                   f"{width}x{height} image")
     return image
 
 
@@ -120,7 +120,7 @@ def _pixels(image: Image.Image, what: str) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as exc:
         width, height = image.size
         raise Drop("malformed_image", f"{what}: cannot decode the {width}x{height} "
-                             f"{image.format} image: {exc}") from exc
+                   f"{image.format} image: {exc}") from exc
     return np.asarray(image)
 
 
@@ -146,12 +146,12 @@ def decode_compressed_color(data, fmt: str, *, max_input_pixels: int) -> np.ndar
         codec = next((c for c, magic in MAGIC.items() if bytes(data[:8]).startswith(magic)), None)
         if codec is None:
             raise Drop("malformed_image", f"compressed rgb: format {fmt!r} names no "
-                                 f"codec and the data is neither jpeg nor png")
+                       f"codec and the data is neither jpeg nor png")
     what = "compressed rgb"
     image = _open_header(data, codec, fmt, max_input_pixels, what)
     if image.mode not in ("RGB", "L", "RGBA", "LA", "P", "PA", "CMYK", "YCbCr", "1"):
         raise Drop("unsupported_encoding", f"{what}: {codec} of mode {image.mode!r} "
-                             f"(only 8-bit colour or grey is an RGB input)")
+                   f"(only 8-bit colour or grey is an RGB input)")
     pixels = _pixels(image, what)
     if image.mode not in ("RGB", "L"):
         pixels = np.asarray(image.convert("RGB"))
@@ -166,10 +166,10 @@ def _depth_format(fmt: str) -> str:
     encoding, words = encoding.strip(), rest.split()
     if not words or words[0] != "compressedDepth" or words[1:] not in ([], ["png"]):
         raise Drop("unsupported_encoding", f"compressedDepth: format {fmt!r} is not "
-                             f"'<encoding>; compressedDepth [png]' (rvl is not supported)")
+                   f"'<encoding>; compressedDepth [png]' (rvl is not supported)")
     if encoding not in DEPTH_16U_ENCODINGS + ("32FC1",):
         raise Drop("unsupported_encoding", f"compressedDepth: encoding {encoding!r} "
-                             f"in format {fmt!r} (supported: 16UC1, mono16, 32FC1)")
+                   f"in format {fmt!r} (supported: 16UC1, mono16, 32FC1)")
     return encoding
 
 
@@ -193,13 +193,13 @@ def decode_compressed_depth(data, fmt: str, *,
     data = memoryview(data).cast("B")
     if len(data) <= DEPTH_HEADER.size:
         raise Drop("malformed_image", f"compressedDepth: {len(data)} bytes, not even "
-                             f"the {DEPTH_HEADER.size}-byte header and a PNG")
+                   f"the {DEPTH_HEADER.size}-byte header and a PNG")
     _, quant_a, quant_b = DEPTH_HEADER.unpack_from(data)
     what = "compressedDepth"
     image = _open_header(data[DEPTH_HEADER.size:], "png", fmt, max_input_pixels, what)
     if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
         raise Drop("malformed_image", f"{what}: PNG of mode {image.mode!r}, "
-                             f"expected 16-bit grey")
+                   f"expected 16-bit grey")
     values = _pixels(image, what)
     if values.dtype != np.uint16:  # mode "I" (int32) from older Pillow
         values = values.astype(np.uint16)
