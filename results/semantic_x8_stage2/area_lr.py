@@ -11,20 +11,24 @@ Usage (from the repository root):
 """
 import sys
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 
-from naima_ros.data import datasets, transforms
+from naima_ros.data import datasets
 from naima_ros.eval import run
 
 
 def footprint_mean_lr(depth_norm, scale: int, *, antialias: bool = True):
-    tensor = depth_norm.float() if hasattr(depth_norm, "float") else None
-    if tensor is None:  # numpy: the original handles the type conversions
-        return transforms.synthesize_lr(depth_norm, scale, antialias=antialias)
+    """`synthesize_lr`'s signature and layouts; each LR pixel is the mean of its s x s footprint (`antialias`
+    is the replaced function's argument and has no meaning here)."""
+    is_numpy = isinstance(depth_norm, np.ndarray)
+    tensor = torch.as_tensor(np.asarray(depth_norm, dtype=np.float32)) if is_numpy else depth_norm.float()
     batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
     h, w = tensor.shape[-2:]
     lr = F.avg_pool2d(batched[..., : h // scale * scale, : w // scale * scale], scale)
-    return lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
+    lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
+    return lr.numpy() if is_numpy else lr
 
 
 datasets.synthesize_lr = footprint_mean_lr
