@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from naima_ros.checkpoint import load_checkpoint, save_checkpoint
 from naima_ros.data.registry import dataset_names, open_dataset
+from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import prepare_encoder
 from naima_ros.model.naima import build_model, preset_config
@@ -70,6 +71,9 @@ class TrainConfig:
     synthetic_style: str = "decorrelated"  # decorrelated (colour ignores depth edges) | benchmark (mostly follows)
     synthetic_inverse_prob: float = 0.0  # share of procedural scenes whose target is inverse depth
     tof_prob: float = 0.0  # share of samples whose LR input gets ToF faults (data.synthetic.degrade_lr_depth)
+    # how the LR input is made from the target, in training and validation: antialias (bicubic, the reference) |
+    # plain (bicubic, no antialiasing) | area (footprint mean: what a ToF pixel measures; for robot models)
+    lr_synthesis: str = "antialias"
     patch: int = 448  # training patch side, px (reference: 420 at x4, 448 at x8/x16)
     repeat: int = 2  # an epoch visits every source this many times (reference: 2)
     augmentation: bool = True
@@ -120,6 +124,8 @@ class TrainConfig:
             (0.0 <= self.tof_prob <= 1.0 and 0.0 <= self.synthetic_inverse_prob <= 1.0,
              "tof_prob and synthetic_inverse_prob must be in [0, 1]"),
             (self.grad_clip >= 0 and self.warmup_steps >= 0, "grad_clip and warmup_steps must be ≥ 0"),
+            (self.lr_synthesis in LR_SYNTHESES,
+             f"lr_synthesis must be one of {', '.join(LR_SYNTHESES)}, got {self.lr_synthesis!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -356,7 +362,7 @@ def load_resume_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
 # ------------------------------------------------------------------------------------------ validation
 
 
-def validate(model, frames, scale: int, device) -> dict:
+def validate(model, frames, scale: int, device, lr_synthesis: str = "antialias") -> dict:
     """Mean per-image RMSE (in each frame's reporting unit) of the model and of bicubic, corrected protocol."""
     from naima_ros.data.datasets import make_test_sample
     from naima_ros.eval.metrics import mean_over_images, reference_rmse
@@ -367,7 +373,7 @@ def validate(model, frames, scale: int, device) -> dict:
     was_training = model.training
     model.eval()
     for frame in frames:
-        sample = make_test_sample(frame, scale)
+        sample = make_test_sample(frame, scale, lr_synthesis=lr_synthesis)
         pred = upsampler.predict_normalised(sample["rgb"][None], sample["depth_lr"][None])[0, 0].numpy()
         up = F.interpolate(sample["depth_lr"][None], scale_factor=scale, mode="bicubic", align_corners=False)
         args = (sample["depth_hr"][0].numpy(), sample["minmax"].numpy(), sample["rmse_scale"])
@@ -476,7 +482,8 @@ def train(cfg: TrainConfig) -> dict:
     frames, synthetic_count = training_frames(cfg)
     data = TrainDataset(frames, scale=cfg.scale, patch=cfg.patch, repeat=cfg.repeat,
                         synthetic_count=synthetic_count, synthetic_size=cfg.synthetic_size, seed=cfg.seed,
-                        augmentation=cfg.augmentation, clamp_rgb=cfg.clamp_rgb, cache_synthetic=True)
+                        augmentation=cfg.augmentation, clamp_rgb=cfg.clamp_rgb, cache_synthetic=True,
+                        lr_synthesis=cfg.lr_synthesis)
     if cfg.tof_prob > 0:
         data = ToFInputs(data, cfg.tof_prob, cfg.scale, cfg.seed)
     sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
@@ -552,7 +559,7 @@ def train(cfg: TrainConfig) -> dict:
         elapsed = elapsed_before + time.time() - t_start
         last_epoch = epoch + 1 == cfg.epochs and finished
         if val_frames and (((epoch + 1) % cfg.val_every == 0 and finished) or last_epoch or stopped):
-            row.update(validate(model, val_frames, cfg.scale, device))
+            row.update(validate(model, val_frames, cfg.scale, device, cfg.lr_synthesis))
         if is_main:
             with open(log_path, "a", newline="") as f:
                 csv.DictWriter(f, log_fields).writerow(row)

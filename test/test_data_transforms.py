@@ -25,6 +25,23 @@ def test_synthesize_lr_is_antialiased_bicubic_without_clamp():
     # Antialiasing differs from plain bicubic.
     plain = F.interpolate(depth, size=(8, 6), mode="bicubic", align_corners=False)
     assert not torch.allclose(plain, expected)
+    torch.testing.assert_close(T.synthesize_lr(depth, 8, method="plain"), plain)
+
+
+def test_area_lr_synthesis_is_the_footprint_mean():
+    """What a ToF pixel measures: each LR pixel the mean of its s x s footprint, remainders cropped, no overshoot."""
+    depth = np.random.default_rng(0).random((35, 27)).astype(np.float32)
+    lr = T.synthesize_lr(depth, 4, method="area")
+    assert isinstance(lr, np.ndarray) and lr.shape == (8, 6)
+    np.testing.assert_allclose(lr[2, 5], depth[8:12, 20:24].mean(), rtol=1e-6)
+    step = np.zeros((32, 32), np.float32)
+    step[:, 14:] = 1.0  # the edge inside the fourth footprint: a mixed pixel, no ringing
+    lr = T.synthesize_lr(step, 4, method="area")
+    assert lr.min() == 0 and lr.max() == 1 and np.allclose(lr[:, 3], 0.5)
+    batched = T.synthesize_lr(torch.from_numpy(step)[None, None].repeat(2, 1, 1, 1), 4, method="area")
+    assert batched.shape == (2, 1, 8, 8) and torch.equal(batched[1, 0], torch.from_numpy(lr))
+    with pytest.raises(ValueError, match="unknown LR synthesis 'nearest'; expected one of antialias, plain, area"):
+        T.synthesize_lr(step, 4, method="nearest")
 
 
 def test_standardise_rgb_modes_and_round_trip():

@@ -253,25 +253,29 @@ def test_deployed_baselines_equal_the_corrected_ones():
         np.testing.assert_allclose(method.predict(deployed), method.predict(corrected), atol=1e-4)
 
 
-def test_plain_lr_synthesis_is_bicubic_without_antialiasing():
+def test_plain_and_area_lr_synthesis():
     frame = _frame_8bit(np.random.default_rng(3), 96, 96)
-    sample = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"], lr_antialias=False)
+    sample = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"], lr_synthesis="plain")
     gt = torch.from_numpy(frame.depth_norm)[None, None]
     plain = torch.nn.functional.interpolate(gt, size=(12, 12), mode="bicubic", align_corners=False)
     np.testing.assert_allclose(sample.net_lr[0, 0].numpy(), plain[0, 0].numpy(), atol=1e-6)
     antialiased = protocols.prepare_sample(frame, 8, "corrected", DATASETS["middlebury"])
     assert np.abs(antialiased.net_lr - sample.net_lr).max() > 1e-3
-    reference = protocols.prepare_sample(frame, 8, "reference", DATASETS["middlebury"], lr_antialias=False)
+    reference = protocols.prepare_sample(frame, 8, "reference", DATASETS["middlebury"], lr_synthesis="plain")
     gt_pad = torch.zeros(1, 1, 112, 112)
     gt_pad[..., :96, :96] = gt
     expected = torch.nn.functional.interpolate(gt_pad, size=(14, 14), mode="bicubic", align_corners=False)
     np.testing.assert_allclose(reference.net_lr[0, 0].numpy(), expected[0, 0].numpy(), atol=1e-6)
+    area = protocols.prepare_sample(frame, 8, "deployed", DATASETS["middlebury"], lr_synthesis="area")
+    footprint_mean = frame.depth_norm.reshape(12, 8, 12, 8).mean(axis=(1, 3))
+    np.testing.assert_allclose(area.normalise_depth(area.lr_depth), footprint_mean, atol=1e-5)
 
 
 @pytest.mark.parametrize("argv,precision", [(["--protocol", "reference"], "fp32"),
                                             (["--protocol", "reference", "--precision", "bf16"], "bf16"),
                                             (["--protocol", "corrected", "--precision", "bf16"], "bf16"),
-                                            (["--lr-synthesis", "plain"], "fp32")])
+                                            (["--lr-synthesis", "plain"], "fp32"),
+                                            (["--lr-synthesis", "area"], "fp32")])
 def test_reference_protocol_runs_fp32_unless_asked(capsys, tmp_path, data, tiny_checkpoint, argv, precision):
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "--checkpoint", tiny_checkpoint(scale=8), "--datasets", "lu", "--baselines", "none",
@@ -280,7 +284,7 @@ def test_reference_protocol_runs_fp32_unless_asked(capsys, tmp_path, data, tiny_
     assert code == 0, err
     info = json.loads((out / "run.json").read_text())
     assert info["methods"][0]["precision"] == precision
-    assert info["lr_synthesis"] == ("plain" if "plain" in argv else "antialias")
+    assert info["lr_synthesis"] == (argv[1] if argv[0] == "--lr-synthesis" else "antialias")
     assert info["protocol"] == (argv[1] if argv[0] == "--protocol" else "deployed")
     assert info["shave"] == 6
 

@@ -185,6 +185,27 @@ def test_tof_inputs_degrade_only_the_lr_input():
     assert torch.equal(tof[0]["depth_lr"], faulty["depth_lr"])  # a pure function of (seed, epoch, index)
 
 
+def test_area_lr_synthesis_reaches_training_and_validation():
+    """lr_synthesis=area: the training input and the validation input are footprint means of the target."""
+    from naima_ros.data.datasets import TrainDataset
+    from naima_ros.data.synthetic import generate_scene
+    from naima_ros.model.naima import build_model
+    from naima_ros.train import validate
+
+    with pytest.raises(ValueError, match="lr_synthesis must be one of antialias, plain, area, got 'box'"):
+        load_config(None, ["--lr_synthesis=box"])
+    assert load_config(None, ["--lr_synthesis=area"]).lr_synthesis == "area"
+    data = TrainDataset(None, scale=8, patch=64, synthetic_count=1, synthetic_size=(96, 128), seed=1,
+                        lr_synthesis="area")
+    sample = data[0]
+    torch.testing.assert_close(sample["depth_lr"], torch.nn.functional.avg_pool2d(sample["depth_hr"], 8))
+    frames = [generate_scene(5, 96, 128).to_frame("v")]
+    model = build_model("light", 8, seed=0, warn_untrained=False)
+    bicubic_input, area_input = (validate(model, frames, 8, torch.device("cpu"), method) for method in
+                                 ("antialias", "area"))
+    assert bicubic_input["val_rmse_bicubic"] != area_input["val_rmse_bicubic"]
+
+
 def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "naima_ros.train"] + TINY + ["--epochs=50", f"--out={out}"]

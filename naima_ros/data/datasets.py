@@ -45,6 +45,7 @@ class TrainDataset(Dataset):
         augmentation: Apply the SPEC.md 3.2 augmentations.
         clamp_rgb: The reference's clamp of standardised RGB to [0, 1] (SPEC.md 6.10); off by default.
         cache_synthetic: Keep rendered scenes in memory (~0.8 MB each at 384x512).
+        lr_synthesis: How the LR is made (``transforms.LR_SYNTHESES``; the reference: ``antialias``).
 
     Each item is the dict of :func:`naima_ros.data.transforms.make_training_sample`:
     ``rgb`` (3, P, P) standardised, ``depth_hr`` (1, P, P) and ``depth_lr`` (1, P/s, P/s)
@@ -53,11 +54,12 @@ class TrainDataset(Dataset):
 
     def __init__(self, frames: Sequence[RGBDFrame] | None, *, scale: int, patch: int, repeat: int = 1,
                  synthetic_count: int = 0, synthetic_size: tuple[int, int] = (384, 512), synthetic_seed: int = 0,
-                 seed: int = 0, augmentation: bool = True, clamp_rgb: bool = False, cache_synthetic: bool = False):
+                 seed: int = 0, augmentation: bool = True, clamp_rgb: bool = False, cache_synthetic: bool = False,
+                 lr_synthesis: str = "antialias"):
         self.frames = frames if frames is not None else []
         self.scale, self.patch, self.repeat = scale, patch, repeat
         self.synthetic_count, self.synthetic_size, self.synthetic_seed = synthetic_count, synthetic_size, synthetic_seed
-        self.seed, self.augmentation, self.clamp_rgb = seed, augmentation, clamp_rgb
+        self.seed, self.augmentation, self.clamp_rgb, self.lr_synthesis = seed, augmentation, clamp_rgb, lr_synthesis
         self.epoch = 0
         self._cache: dict[int, RGBDFrame] | None = {} if cache_synthetic else None
         if patch % scale:
@@ -99,11 +101,12 @@ class TrainDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_sample(standardise_rgb(frame.rgb), frame.depth_norm, frame.valid, frame.minmax,
                                     frame.name, patch=self.patch, scale=self.scale, rng=rng,
-                                    augmentation=self.augmentation, clamp_rgb=self.clamp_rgb)
+                                    augmentation=self.augmentation, clamp_rgb=self.clamp_rgb,
+                                    lr_synthesis=self.lr_synthesis)
 
 
 def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "imagenet", *,
-                     lr_antialias: bool = True) -> dict:
+                     lr_synthesis: str = "antialias") -> dict:
     """A full-image test sample: modcrop to a multiple of s, normalise, synthesise the LR.
 
     The one test-sample preparation: training's validation uses it as is, and ``naima-eval``'s
@@ -114,11 +117,11 @@ def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "ima
         scale: SR factor s.
         rgb_normalisation: "imagenet" (training, NYU/RGB-D-D/TOFDSR, corrected Middlebury/Lu) or
             "unit" (/255 only: the reference's Middlebury/Lu).
-        lr_antialias: Antialiased (default) or plain bicubic LR synthesis (``transforms.synthesize_lr``).
+        lr_synthesis: How the LR is made (``transforms.synthesize_lr``: antialias, plain or area).
 
     Returns:
         dict with ``rgb`` (3, H, W) float32, ``rgb_uint8`` (H, W, 3) uint8, ``depth_hr`` (1, H, W)
-        normalised GT, ``depth_lr`` (1, H/s, W/s) normalised (antialiased bicubic of ``depth_hr``),
+        normalised GT, ``depth_lr`` (1, H/s, W/s) normalised (by default antialiased bicubic of ``depth_hr``),
         ``valid`` (1, H, W) bool, ``minmax`` (2,) [min, max] in ``unit``, ``unit`` ("m" / "8bit"),
         ``rmse_scale`` (unit -> reported unit: 100 for cm, 1 for 8-bit), ``rmse_unit``, ``name``.
         Score with ``metrics.reference_rmse(pred_norm, depth_hr, minmax, rmse_scale)``.
@@ -131,7 +134,7 @@ def make_test_sample(frame: RGBDFrame, scale: int, rgb_normalisation: str = "ima
         "rgb": torch.from_numpy(standardise_rgb(rgb_uint8, rgb_normalisation)),
         "rgb_uint8": torch.from_numpy(rgb_uint8),
         "depth_hr": depth_hr,
-        "depth_lr": synthesize_lr(depth_hr, scale, antialias=lr_antialias),
+        "depth_lr": synthesize_lr(depth_hr, scale, method=lr_synthesis),
         "valid": torch.from_numpy(valid)[None],
         "minmax": torch.tensor(frame.minmax, dtype=torch.float32),
         "unit": frame.unit,

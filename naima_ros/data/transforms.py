@@ -22,6 +22,7 @@ __all__ = [
     "standardise_rgb",
     "unstandardise_rgb",
     "modcrop",
+    "LR_SYNTHESES",
     "synthesize_lr",
     "resize_bicubic_pil",
     "upsample_bicubic_torch",
@@ -48,22 +49,30 @@ def modcrop(array: np.ndarray, scale: int) -> np.ndarray:
     return array[: height - height % scale, : width - width % scale]
 
 
-def synthesize_lr(depth_norm, scale: int, *, antialias: bool = True):
-    """Low-resolution depth exactly as the reference synthesises it (SPEC.md 3.2, quirk 14).
+# How the LR depth is made from the normalised HR depth: "antialias" (the reference with a recent torchvision),
+# "plain" (bicubic without antialiasing, an older torchvision: Table 1 reproduction) or "area" (each LR pixel the
+# mean of its s x s footprint, as a ToF pixel integrates the light it receives; for robot models).
+LR_SYNTHESES = ("antialias", "plain", "area")
 
-    ``F.interpolate(mode="bicubic", antialias=True, align_corners=False)`` to (H // s, W // s) on the
-    normalised depth, no clamping: what torchvision ``resize(..., BICUBIC)`` does on a float tensor
-    (torchvision >= 0.17 antialiases tensors by default; older versions did not, and the reference's
-    version is unknown, hence ``antialias=False`` for Table 1 reproduction).
+
+def synthesize_lr(depth_norm, scale: int, *, method: str = "antialias"):
+    """Low-resolution depth from normalised HR depth; by default exactly as the reference (SPEC.md 3.2, quirk 14).
+
+    ``antialias``: ``F.interpolate(mode="bicubic", antialias=True, align_corners=False)`` to (H // s, W // s), no
+    clamping: what torchvision ``resize(..., BICUBIC)`` does on a float tensor (torchvision >= 0.17 antialiases
+    tensors by default; older versions did not, and the reference's version is unknown, hence ``plain`` for Table 1
+    reproduction). ``area``: the mean of each s x s footprint of the top-left (H // s * s, W // s * s) window.
 
     Args:
         depth_norm: (H, W), (C, H, W) or (B, C, H, W) numpy array or torch tensor, normalised depth.
         scale: Integer SR factor s.
-        antialias: Antialiased bicubic (default) or plain bicubic (4 taps, aliasing).
+        method: One of ``LR_SYNTHESES``.
 
     Returns:
         The same type and leading layout with spatial size (H // s, W // s), float32.
     """
+    if method not in LR_SYNTHESES:
+        raise ValueError(f"unknown LR synthesis {method!r}; expected one of {', '.join(LR_SYNTHESES)}")
     is_numpy = isinstance(depth_norm, np.ndarray)
     tensor = torch.as_tensor(np.asarray(depth_norm, dtype=np.float32)) if is_numpy else depth_norm.float()
     ndim = tensor.ndim
@@ -71,8 +80,11 @@ def synthesize_lr(depth_norm, scale: int, *, antialias: bool = True):
         raise ValueError(f"expected (H, W), (C, H, W) or (B, C, H, W) depth, got shape {tuple(tensor.shape)}")
     batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
     height, width = tensor.shape[-2:]
-    lr = F.interpolate(batched, size=(height // scale, width // scale), mode="bicubic",
-                       antialias=antialias, align_corners=False)
+    if method == "area":
+        lr = F.avg_pool2d(batched[..., : height // scale * scale, : width // scale * scale], scale)
+    else:
+        lr = F.interpolate(batched, size=(height // scale, width // scale), mode="bicubic",
+                           antialias=method == "antialias", align_corners=False)
     lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
     return lr.numpy() if is_numpy else lr
 
@@ -165,7 +177,7 @@ def augment(rgb: torch.Tensor, others: list[torch.Tensor], rng: np.random.Genera
 def make_training_sample(rgb_std: np.ndarray, depth_norm: np.ndarray, valid: np.ndarray,
                          minmax: tuple[float, float], name: str, *, patch: int | tuple[int, int],
                          scale: int, rng: np.random.Generator, augmentation: bool = True,
-                         clamp_rgb: bool = False) -> dict:
+                         clamp_rgb: bool = False, lr_synthesis: str = "antialias") -> dict:
     """One training sample as the reference builds it: crop, augment, synthesise LR (SPEC.md 3.2).
 
     Args:
@@ -179,6 +191,7 @@ def make_training_sample(rgb_std: np.ndarray, depth_norm: np.ndarray, valid: np.
         rng: Source of the crop offset and every augmentation draw.
         augmentation: Apply the augmentations (off: crop only).
         clamp_rgb: The reference's [0, 1] clamp of standardised RGB (see :func:`augment`).
+        lr_synthesis: How the LR is made (:func:`synthesize_lr`; the reference: ``antialias``).
 
     Returns:
         dict with ``rgb`` (3, P, P) float32 standardised, ``depth_hr`` (1, P, P) float32 normalised
@@ -197,7 +210,7 @@ def make_training_sample(rgb_std: np.ndarray, depth_norm: np.ndarray, valid: np.
     if augmentation:
         rgb, (depth, mask) = augment(rgb, [depth, mask], rng, clamp_rgb=clamp_rgb)
     # LR from the normalised HR patch, so it is not re-normalised per patch (SPEC.md 3.2).
-    depth_lr = synthesize_lr(depth, scale)
+    depth_lr = synthesize_lr(depth, scale, method=lr_synthesis)
     return {
         "rgb": rgb,
         "depth_hr": depth,

@@ -23,7 +23,8 @@
     As ``corrected`` without the shave: the protocol of the README's bicubic sanity anchors.
 
 Every protocol can synthesise the LR with plain (non-antialiased) bicubic instead
-(``lr_antialias=False``), for reproducing Table 1 with an older torchvision.
+(``lr_synthesis="plain"``), for reproducing Table 1 with an older torchvision, or as footprint means
+(``"area"``: what a ToF pixel measures).
 Per-image RMSEs are reduced with ``naima_ros.eval.metrics.mean_over_images``.
 """
 
@@ -89,7 +90,7 @@ def reference_pad_side(height: int, width: int) -> int:
                     f"{REFERENCE_PAD_SIDES[-1]}; the reference code cannot evaluate it (use --protocol corrected)")
 
 
-def reference_inputs(rgb_net: torch.Tensor, gt_norm: torch.Tensor, scale: int, *, lr_antialias: bool = True
+def reference_inputs(rgb_net: torch.Tensor, gt_norm: torch.Tensor, scale: int, *, lr_synthesis: str = "antialias"
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad and synthesise the LR exactly as the reference's ``GetInference`` does (SPEC.md 4).
 
@@ -97,7 +98,7 @@ def reference_inputs(rgb_net: torch.Tensor, gt_norm: torch.Tensor, scale: int, *
         rgb_net: (3, H, W) network RGB (standardised, or /255 for Middlebury/Lu).
         gt_norm: (H, W) normalised ground truth, H and W multiples of ``scale``.
         scale: SR factor s.
-        lr_antialias: Antialiased bicubic LR synthesis (the reference with a recent torchvision).
+        lr_synthesis: ``transforms.synthesize_lr``'s method (the reference with a recent torchvision: antialias).
 
     Returns:
         (rgb (3, S, S), gt (S, S), lr (S/s, S/s)): RGB and GT zero-padded on the bottom and right,
@@ -109,7 +110,7 @@ def reference_inputs(rgb_net: torch.Tensor, gt_norm: torch.Tensor, scale: int, *
     rgb_pad[:, :height, :width] = rgb_net
     gt_pad = torch.zeros(side, side, dtype=torch.float32)
     gt_pad[:height, :width] = gt_norm
-    return rgb_pad, gt_pad, synthesize_lr(gt_pad, scale, antialias=lr_antialias)
+    return rgb_pad, gt_pad, synthesize_lr(gt_pad, scale, method=lr_synthesis)
 
 
 @dataclasses.dataclass
@@ -157,14 +158,14 @@ class Sample:
 
 
 def prepare_sample(frame: RGBDFrame, scale: int, protocol: str, dataset: DatasetInfo, *,
-                   lr_antialias: bool = True) -> Sample:
+                   lr_synthesis: str = "antialias") -> Sample:
     """Modcrop a frame and build every method's inputs under ``protocol`` (``make_test_sample`` underneath)."""
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS)}")
     if frame.rgb.shape[0] < scale or frame.rgb.shape[1] < scale:
         raise EvalError(f"image {frame.name} ({frame.rgb.shape[0]}x{frame.rgb.shape[1]}) is smaller than scale {scale}")
     rgb_mode = dataset.reference_rgb if protocol == "reference" else "imagenet"
-    test = make_test_sample(frame, scale, rgb_mode, lr_antialias=lr_antialias)
+    test = make_test_sample(frame, scale, rgb_mode, lr_synthesis=lr_synthesis)
     rgb_uint8 = test["rgb_uint8"].numpy()
     gt_norm = np.ascontiguousarray(test["depth_hr"][0].numpy(), dtype=np.float32)
     height, width = gt_norm.shape
@@ -172,7 +173,8 @@ def prepare_sample(frame: RGBDFrame, scale: int, protocol: str, dataset: Dataset
                   valid=test["valid"][0].numpy(), minmax=tuple(float(v) for v in frame.minmax),
                   rmse_scale=float(frame.rmse_scale), unit=frame.rmse_unit)
     if protocol == "reference":
-        rgb_pad, gt_pad, lr = reference_inputs(test["rgb"], torch.from_numpy(gt_norm), scale, lr_antialias=lr_antialias)
+        rgb_pad, gt_pad, lr = reference_inputs(test["rgb"], torch.from_numpy(gt_norm), scale,
+                                             lr_synthesis=lr_synthesis)
         side = rgb_pad.shape[-1]
         fill = _MEAN_COLOUR if dataset.reference_rgb == "imagenet" else (0, 0, 0)
         base_rgb = np.empty((side, side, 3), np.uint8)

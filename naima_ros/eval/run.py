@@ -5,7 +5,8 @@ One command scores one or more NAIMA checkpoints and the baselines (bicubic, gui
 under one protocol (``naima_ros.eval.protocols``): ``deployed`` (default: every method is the
 predictor the node runs, normalising by the LR frame's own min/max), ``reference`` (the paper's
 Tables 1-3, fp32 unless ``--precision`` says otherwise), ``corrected`` or ``anchors`` (the README's
-bicubic sanity anchors). ``--lr-synthesis plain`` makes the LR with non-antialiased bicubic.
+bicubic sanity anchors). ``--lr-synthesis plain`` makes the LR with non-antialiased bicubic,
+``area`` with footprint means (a ToF pixel).
 
 Layout: ``protocols`` (sample preparation), ``methods`` (the rows), ``report`` (CSV, markdown,
 run.json), ``paper`` (published numbers), this module (CLI and loop).
@@ -39,6 +40,7 @@ from naima_ros.checkpoint import CheckpointError, git_revision
 from naima_ros.data import shared
 from naima_ros.data.common import DatasetError, RGBDFrame
 from naima_ros.data.registry import DATASETS, dataset_names, open_dataset
+from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.eval import figures, metrics
 from naima_ros.eval.methods import DEFAULT_BASELINES, EVAL_BASELINES, Method, baseline_method, load_models
 from naima_ros.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS, EvalError, Sample, prepare_sample
@@ -127,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "corrected or anchors (README, no shave)")
     parser.add_argument("--shave", type=_positive_int, default=None, metavar="PX",
                         help="border pixels left out of the RMSE (default: the protocol's: 6, anchors 0)")
-    parser.add_argument("--lr-synthesis", choices=("antialias", "plain"), default="antialias",
-                        help="bicubic LR synthesis with antialiasing (default, recent torchvision) or without "
-                             "(older torchvision; for reproducing Table 1)")
+    parser.add_argument("--lr-synthesis", choices=LR_SYNTHESES, default="antialias",
+                        help="antialias: bicubic with antialiasing (default, recent torchvision); plain: without "
+                             "(older torchvision; for reproducing Table 1); area: the mean of each s x s footprint, "
+                             "as a ToF pixel measures")
     parser.add_argument("--baselines", type=lambda t: _parse_csv_list(t, EVAL_BASELINES, "baseline"),
                         default=list(DEFAULT_BASELINES),
                         help="comma-separated: " + ", ".join(EVAL_BASELINES) + ", or none "
@@ -206,8 +209,7 @@ def evaluate(args: argparse.Namespace, methods: Sequence[Method], scales: Sequen
                 frame = frame_list[index]  # decoded once for every scale
                 for scale in scales:
                     bar.set_postfix_str(f"x{scale} {frame.name}", refresh=False)
-                    sample = prepare_sample(frame, scale, args.protocol, info,
-                                            lr_antialias=args.lr_synthesis == "antialias")
+                    sample = prepare_sample(frame, scale, args.protocol, info, lr_synthesis=args.lr_synthesis)
                     predictions = {}
                     for method in methods:
                         if method.scale not in (None, scale):
