@@ -31,3 +31,13 @@ def test_shipped_names_the_package_model_of_each_scale():
         assert path.is_file() and path.as_posix().endswith(name)
     with pytest.raises(FileNotFoundError, match="no shipped checkpoint for x2"):
         resolve_checkpoint("shipped", 2)
+
+
+def test_the_x8_models_were_trained_for_the_lr_they_are_documented_for():
+    """The shipped x8 learned bicubic LR (the benchmarks'); the _area x8 footprint means (a ToF pixel's, README)."""
+    from naima_ros.checkpoint import load_checkpoint
+
+    for name, lr_synthesis in (("naima_semantic_x8", "antialias"), ("naima_semantic_x8_area", "area")):
+        model, meta = load_checkpoint(resolve_checkpoint(f"checkpoints/{name}.safetensors", 8), expect_scale=8)
+        assert meta["training"]["config"].get("lr_synthesis", "antialias") == lr_synthesis
+        assert meta["semantic_encoder"]["pretrained"] is True
