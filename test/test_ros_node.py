@@ -863,6 +863,38 @@ def test_ctrl_c_mid_inference_shuts_down_cleanly(context):
     assert "Traceback" not in err and "RCLError" not in err and "context is invalid" not in err, err
 
 
+@pytest.mark.parametrize("shut_down", [True, False])
+def test_rcl_error_after_ctrl_c_is_a_clean_exit_and_otherwise_raised(shut_down):
+    """rclpy's executor can raise RCLError when Ctrl-C shuts the context down between its ok() check and its wait
+    set (seen on Jazzy): exit 0. The same error with the context still valid is a real failure: non-zero."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.impl.implementation_singleton import rclpy_implementation
+        from naima_ros.ros import node
+
+        def spin(self):  # the race, made deterministic
+            if {shut_down}:
+                rclpy.shutdown()
+            raise rclpy_implementation.RCLError("failed to initialize wait set: the given context is not valid")
+
+        SingleThreadedExecutor.spin = spin
+        sys.exit(node.main(["naima_node", "--ros-args", "-r", "__ns:=/naima_rcl_error",
+                            "-p", "method:=bicubic", "-p", "warmup_iterations:=0"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT,
+                          env=dict(os.environ))
+    if shut_down:
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode != 0 and "RCLError" in proc.stderr, proc.stderr
+
+
 def test_warnings_are_throttled_but_every_drop_counted(running):
     h = running.h
     running.node.set_parameters([Parameter("warn_throttle", value=3600.0)])

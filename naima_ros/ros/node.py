@@ -43,6 +43,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
@@ -522,6 +523,11 @@ def main(args=None, node_class=None) -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except rclpy_implementation.RCLError:  # rclpy raises it for failed rcl calls and does not re-export it
+        # Ctrl-C shut the context down between spin()'s ok() check and its next wait set (a race in rclpy's
+        # executor, seen on Jazzy): a clean exit. Any other rcl failure is real.
+        if node is None or node.context.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
