@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from naima_ros.resources import SHIPPED_CHECKPOINTS
+
 REPO = Path(__file__).resolve().parents[1]
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # Tiny reference-family sizes for --smoke (the full reference is minutes per pass on a CPU).
@@ -183,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes and counts: check the script runs")
-    parser.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "naima_light_x8_demo.safetensors"),
-                        help="checkpoint for the predictor check")
+    parser.add_argument("--checkpoint", default=str(REPO / SHIPPED_CHECKPOINTS[8]),
+                        help="checkpoint for the predictor check (default: the node's x8 model)")
     args = parser.parse_args(argv)
 
     if args.smoke:

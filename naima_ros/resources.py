@@ -15,9 +15,9 @@ PACKAGE = "naima_ros"
 # The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads.
 SHIPPED = "shipped"
 SHIPPED_CHECKPOINTS = {
-    4: "checkpoints/naima_light_x4_demo.safetensors",
+    4: "checkpoints/naima_light_x4_demo.safetensors",  # the semantic recipe lost on Lu and the ToF bag at x4 (README)
     8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens (README)
-    16: "checkpoints/naima_light_x16_demo.safetensors",
+    16: "checkpoints/naima_semantic_x16.safetensors",  # the same recipe at x16
 }
 
 

@@ -33,6 +33,18 @@ def test_shipped_names_the_package_model_of_each_scale():
         resolve_checkpoint("shipped", 2)
 
 
+def test_the_shipped_x8_and_x16_are_semantics_aware_with_the_pretrained_encoder():
+    pytest.importorskip("torch", reason="loading a checkpoint needs torch (the Jazzy CI venv has none)")
+    from naima_ros.checkpoint import load_checkpoint
+
+    for scale in (8, 16):
+        name = SHIPPED_CHECKPOINTS[scale]
+        model, meta = load_checkpoint(resolve_checkpoint("shipped", scale), expect_scale=scale)
+        assert meta["preset"] == "light" and meta["semantic_encoder"]["name"] == "efficientnet_lite0", name
+        assert meta["semantic_encoder"]["pretrained"] is True, name
+        assert model.config.scale == scale
+
+
 def test_the_x8_models_were_trained_for_the_lr_they_are_documented_for():
     """The shipped x8 learned bicubic LR (the benchmarks'); the _area x8 footprint means (a ToF pixel's, README)."""
     pytest.importorskip("torch", reason="loading a checkpoint needs torch (the Jazzy CI venv has none)")
