@@ -33,7 +33,7 @@ from naima_ros.model.encoders import encoder_metadata, use_seeded_backbone
 from naima_ros.model.naima import PRESETS, Naima, NaimaConfig, build_model, preset_config
 
 __all__ = ["CheckpointError", "atomic_write", "load_checkpoint", "read_metadata", "save_checkpoint",
-           "state_dict_mismatch", "use_seeded_backbone"]  # atomic_write, use_seeded_backbone: re-exported
+           "state_dict_mismatch", "update_metadata", "use_seeded_backbone"]  # atomic_write, use_seeded_backbone: re-exported
 
 FORMAT = "naima_ros.checkpoint"
 VERSION = 1
@@ -72,6 +72,17 @@ def save_checkpoint(path: str | Path, model: Naima, *, preset: str, training: di
         meta.update(extra)
     state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items() if seed is None or not k.startswith("backbone.")}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"naima": json.dumps(meta)}))
+    return meta
+
+
+def update_metadata(path: str | Path, **entries) -> dict:
+    """Rewrite a checkpoint with ``entries`` added to its metadata (tensors unchanged, atomically)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    meta.update(entries)
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"naima": json.dumps(meta)}))
     return meta
 

@@ -1,20 +1,25 @@
 """One call for every method: metres in, metres out (``naima_ros.options.METHODS``).
 
-``load_predictor(method, ...)`` returns an object ``predictor(rgb_uint8, depth_lr_m)`` that gives
-float32 (H, W) metres, NaN where the LR cell under an output pixel was invalid, for the network
-("naima", ``naima_ros.inference.Upsampler``) and for the classical baselines ("bicubic",
-"guided_filter", "jbu", :class:`BaselinePredictor`). Both prepare the frame with
-``naima_ros.frames.prepare_frame``: the same validity and range mask, nearest-valid hole fill, LR
-min/max normalisation and support mask. So ``naima-eval``, ``naima-bag`` and the node score and
-serve every method through one harness, and a baseline predictor never imports torch.
+``load_predictor(method, ...)`` returns an object whose ``predict(rgb_uint8, depth_lr_m)`` gives a
+``naima_ros.confidence.Prediction``: float32 (H, W) metres (NaN where not published) and a
+per-pixel confidence in [0, 1], for the network ("naima", ``naima_ros.inference.Upsampler``) and
+for the classical baselines ("bicubic", "guided_filter", "jbu", :class:`BaselinePredictor`);
+``predictor(rgb, depth)`` is the depth alone. Both prepare the frame with
+``naima_ros.frames.prepare_frame`` (any depth size, the same validity and range mask, robust
+normalisation, nearest-valid hole fill) and finish it with ``naima_ros.confidence`` (the same
+calibrated confidence rule and ``min_confidence``). So ``naima-eval``, ``naima-bag`` and the node
+score and serve every method through one harness, and a baseline predictor never imports torch.
 
-Every predictor has ``.method``, ``.scale``, ``.describe() -> dict`` and ``.warmup(height, width)``.
+Every predictor has ``.method``, ``.scale``, ``.min_confidence``, ``.describe() -> dict`` and
+``.warmup(height, width)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from naima_ros.confidence import (DEFAULT_MIN_CONFIDENCE, Prediction, calibration_for, check_min_confidence,
+                                  finish_prediction)
 from naima_ros.eval import baselines
 from naima_ros.frames import check_depth_range, prepare_frame
 from naima_ros.options import BASELINE_METHODS, METHODS, PRECISIONS, SCALES
@@ -30,9 +35,10 @@ _BASELINE_OPTIONS = {"bicubic": (), "guided_filter": ("radius", "eps"),
 class BaselinePredictor:
     """A classical baseline behind the network predictor's call (numpy on the CPU, float64 inside).
 
-    The baseline runs at the frame's own RGB/depth ratio (every baseline takes any integer ratio);
-    ``scale`` is the factor the predictor is configured for and reports, and selects the per-scale
-    parameter defaults when the frame's ratio is not one of ``SCALES``.
+    The baseline runs at the frame's own RGB/depth ratio when that is an integer (every baseline takes
+    any integer ratio), else on the grid of ``scale`` (``naima_ros.frames.depth_grid``); ``scale`` is
+    the factor the predictor is configured for and reports, and selects the per-scale parameter
+    defaults when the frame's ratio is not one of ``SCALES``.
 
     Args:
         method: One of ``BASELINE_METHODS``.
@@ -45,7 +51,7 @@ class BaselinePredictor:
     precision = "fp64"
 
     def __init__(self, method: str, scale: int = DEFAULT_BASELINE_SCALE, *, min_depth: float | None = None,
-                 max_depth: float | None = None, **options):
+                 max_depth: float | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE, **options):
         if method not in BASELINE_METHODS:
             raise ValueError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINE_METHODS)}")
         if scale not in SCALES:
@@ -55,14 +61,21 @@ class BaselinePredictor:
             accepted = ", ".join(_BASELINE_OPTIONS[method]) or "none"
             raise ValueError(f"baseline {method!r} has no option(s) {', '.join(unknown)} (accepted: {accepted})")
         check_depth_range(min_depth, max_depth)
+        check_min_confidence(min_confidence)
         self.method, self.scale, self.options = method, int(scale), dict(options)
-        self.min_depth, self.max_depth = min_depth, max_depth
+        self.min_depth, self.max_depth, self.min_confidence = min_depth, max_depth, float(min_confidence)
+        self.calibration = calibration_for(method, self.scale)
         self._function = baselines.BASELINES[method]
 
+    def predict(self, rgb: np.ndarray, depth_lr: np.ndarray) -> Prediction:
+        """Super-resolve one frame: the contract of ``naima_ros.inference.Upsampler.predict``."""
+        frame = prepare_frame(rgb, depth_lr, self.min_depth, self.max_depth, scale=self.scale)
+        dense = frame.to_metres(self._function(frame.method_rgb(rgb), frame.depth_norm, frame.ratio, **self.options))
+        return finish_prediction(frame, dense, self.calibration, self.min_confidence)
+
     def __call__(self, rgb: np.ndarray, depth_lr: np.ndarray) -> np.ndarray:
-        """Super-resolve one frame: the contract of ``naima_ros.inference.Upsampler.__call__``."""
-        frame = prepare_frame(rgb, depth_lr, self.min_depth, self.max_depth)
-        return frame.to_metres(self._function(rgb, frame.depth_norm, frame.ratio, **self.options))
+        """``predict(rgb, depth_lr).depth``: (H, W) float32 metres, NaN where not published."""
+        return self.predict(rgb, depth_lr).depth
 
     def describe(self) -> dict:
         return {"method": self.method, "checkpoint": None, "scale": self.scale, "device": self.device,
@@ -88,8 +101,8 @@ def load_predictor(method: str, *, checkpoint=None, scale: int | None = None, de
             (default 8).
         device: "auto", "cpu", "cuda" or "cuda:N" (baselines: auto or cpu).
         precision: One of ``PRECISIONS`` (the network's; baselines compute in float64 whatever it is).
-        options: ``min_depth`` / ``max_depth`` (metres) for every method, plus a baseline's keyword
-            parameters.
+        options: ``min_depth`` / ``max_depth`` (metres) and ``min_confidence`` for every method, plus a
+            baseline's keyword parameters.
 
     Raises:
         ValueError: unknown method, option, device, precision or scale, a checkpoint given to a
@@ -100,9 +113,10 @@ def load_predictor(method: str, *, checkpoint=None, scale: int | None = None, de
     if method == "naima":
         if checkpoint is None:
             raise ValueError("method 'naima' needs a checkpoint (a naima_ros .safetensors file)")
-        unknown = sorted(set(options) - {"min_depth", "max_depth"})
+        unknown = sorted(set(options) - {"min_depth", "max_depth", "min_confidence"})
         if unknown:
-            raise ValueError(f"method 'naima' has no option(s) {', '.join(unknown)} (accepted: min_depth, max_depth)")
+            raise ValueError(f"method 'naima' has no option(s) {', '.join(unknown)} "
+                             f"(accepted: min_depth, max_depth, min_confidence)")
         from naima_ros.inference import Upsampler  # torch: only the network's predictor needs it
 
         return Upsampler.from_checkpoint(checkpoint, device=device, precision=precision, expect_scale=scale,

@@ -1,20 +1,34 @@
-"""Bicubic resizing of depth maps without torch: torch's kernel in numpy, and PIL's float mode.
+"""Resizing depth maps without torch: bicubic (torch's kernel in numpy, PIL's float mode) and the
+hole-aware resampling that puts a sensor's depth of any size onto a model's grid.
 
 ``upsample_bicubic`` reproduces ``F.interpolate(mode="bicubic", align_corners=False)`` without
 antialiasing (Keys' cubic convolution with A = -0.75, source index (i + 0.5)·in/out - 0.5, border
 taps clamped to the edge), so the bicubic baseline runs where torch is not installed and gives the
 same numbers as the torch path (``naima_ros.data.transforms.upsample_bicubic_torch``) to float32
 rounding. ``resize_bicubic_pil`` is the literature's "Bicubic" protocol (PIL in float mode).
+
+Hole-aware resampling (``naima_ros.frames`` uses both to serve any depth size):
+
+- ``resample_valid``: a depth of any other size, up or down by any ratio: normalised convolution
+  over the valid pixels only (linear interpolation upwards; downwards the footprint mean, which for
+  a ToF's footprint means is the footprint mean of the coarser cell); where valid pixels carry too
+  little of the filter's weight the output is a hole.
+- ``bin_valid_median``: depth already on a fine grid (registered to the RGB, dense or sparse) binned
+  onto a coarser grid: the median of the valid samples whose centres fall in each cell (robust to
+  flying pixels and mixed fore/background samples); an empty cell is a hole.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["upsample_bicubic", "resize_bicubic_pil"]
+RESAMPLE_MIN_COVERAGE = 0.5  # share of the filter weight on valid pixels for a resampled pixel to be valid
+
+__all__ = ["RESAMPLE_MIN_COVERAGE", "bin_valid_median", "resample_valid", "resize_bicubic_pil", "upsample_bicubic"]
 
 _CUBIC_A = -0.75  # torch's (and OpenCV's) choice; PIL uses -0.5
 
@@ -96,3 +110,92 @@ def resize_bicubic_pil(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarra
     """
     image = Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))
     return np.asarray(image.resize((size_hw[1], size_hw[0]), Image.BICUBIC), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _filter_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) weights from input pixels to output pixels along one axis.
+
+    Upwards (and at the same size): linear interpolation between pixel centres (a tent one input
+    pixel wide), which keeps a plane a plane. Downwards: the overlap of each output cell with each
+    input pixel (a box as wide as the cell), so an output is the footprint mean of what lies under
+    it and never reaches past its own footprint (across a hole into the far side). Read-only;
+    cached per size pair (a node resamples every frame at the same sizes).
+    """
+    ratio = size_in / size_out
+    if size_out >= size_in:
+        centres = (np.arange(size_out, dtype=np.float64) + 0.5) * ratio - 0.5  # in input pixels
+        weights = np.clip(1.0 - np.abs(np.arange(size_in)[None] - np.clip(centres, 0, size_in - 1)[:, None]),
+                          0.0, None)
+    else:
+        edges = np.arange(size_out + 1, dtype=np.float64) * ratio
+        pixels = np.arange(size_in, dtype=np.float64)[None]
+        weights = np.clip(np.minimum(edges[1:, None], pixels + 1.0) - np.maximum(edges[:-1, None], pixels), 0.0, None)
+    weights.flags.writeable = False
+    return weights
+
+
+def resample_valid(depth: np.ndarray, valid: np.ndarray, size_hw: tuple[int, int], *,
+                   min_coverage: float = RESAMPLE_MIN_COVERAGE) -> tuple[np.ndarray, np.ndarray]:
+    """Hole-aware resampling to any size, up or down (normalised convolution, ``_filter_matrix``).
+
+    Each output pixel is the weighted mean of the valid input pixels under its filter (linear
+    interpolation upwards, its footprint downwards); it is a hole where the valid pixels carry less
+    than ``min_coverage`` of the filter's weight, so values never bleed across an empty pixel into
+    the far side. Upwards a plane stays a plane exactly; downwards within an eighth of a pixel's
+    slope at non-integer ratios (footprints cut input pixels).
+
+    Args:
+        depth: (h, w) float depth; values under ``~valid`` are ignored (may be NaN).
+        valid: (h, w) bool.
+        size_hw: Output (H, W).
+        min_coverage: Share of the filter's weight that must fall on valid pixels.
+
+    Returns:
+        ((H, W) float32 depth, NaN in holes; (H, W) bool validity).
+    """
+    depth, valid = np.asarray(depth, dtype=np.float64), np.asarray(valid, dtype=bool)
+    if depth.ndim != 2 or depth.shape != valid.shape:
+        raise ValueError(f"expected (h, w) depth and validity of one shape, got {depth.shape} and {valid.shape}")
+    rows, cols = _filter_matrix(depth.shape[0], int(size_hw[0])), _filter_matrix(depth.shape[1], int(size_hw[1]))
+    total = rows @ np.where(valid, depth, 0.0) @ cols.T
+    covered = rows @ valid.astype(np.float64) @ cols.T
+    full = rows.sum(axis=1)[:, None] * cols.sum(axis=1)[None]
+    out_valid = covered >= min_coverage * full
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(out_valid, total / np.where(out_valid, covered, 1.0), np.nan)
+    return out.astype(np.float32), out_valid
+
+
+def bin_valid_median(depth: np.ndarray, valid: np.ndarray, size_hw: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Median of the valid samples whose pixel centres fall in each cell of a coarser (H, W) grid.
+
+    Args:
+        depth: (h, w) float depth on the fine grid (h >= H, w >= W); values under ``~valid`` ignored.
+        valid: (h, w) bool (a registration leaves most pixels invalid: sparse input is fine).
+        size_hw: Output (H, W).
+
+    Returns:
+        ((H, W) float32 depth, NaN in empty cells; (H, W) bool validity). A cell with one valid
+        sample gives that sample; with an even count, the mean of the two middle samples.
+    """
+    depth, valid = np.asarray(depth), np.asarray(valid, dtype=bool)
+    if depth.ndim != 2 or depth.shape != valid.shape:
+        raise ValueError(f"expected (h, w) depth and validity of one shape, got {depth.shape} and {valid.shape}")
+    (h, w), (out_h, out_w) = depth.shape, (int(size_hw[0]), int(size_hw[1]))
+    if out_h > h or out_w > w:
+        raise ValueError(f"binning needs a coarser grid: {h}x{w} -> {out_h}x{out_w}")
+    ys, xs = np.nonzero(valid)
+    values = depth[ys, xs].astype(np.float64)
+    cells = (((2 * ys + 1) * out_h) // (2 * h)) * out_w + ((2 * xs + 1) * out_w) // (2 * w)  # floor((y + 0.5)·H/h)
+    order = np.lexsort((values, cells))
+    cells, values = cells[order], values[order]
+    counts = np.bincount(cells, minlength=out_h * out_w)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    occupied = counts > 0
+    lower = values[(starts + (counts - 1) // 2)[occupied]]
+    upper = values[(starts + counts // 2)[occupied]]
+    out = np.full(out_h * out_w, np.nan)
+    out[occupied] = 0.5 * (lower + upper)
+    return out.reshape(out_h, out_w).astype(np.float32), occupied.reshape(out_h, out_w)

@@ -71,6 +71,12 @@ class TrainConfig:
     synthetic_style: str = "decorrelated"  # decorrelated (colour ignores depth edges) | benchmark (mostly follows)
     synthetic_inverse_prob: float = 0.0  # share of procedural scenes whose target is inverse depth
     tof_prob: float = 0.0  # share of samples whose LR input gets ToF faults (data.synthetic.degrade_lr_depth)
+    # reference: the LR is synthesised from the normalised target (the paper's pipeline) | sensor: what the node
+    # does with a sensor frame: the LR made in metres (a simulated ToF, data.tof, for a share sensor_prob of the
+    # samples, else lr_synthesis), normalised by its own robust range, holes filled, validity given to the model
+    inputs: str = "reference"
+    sensor_prob: float = 0.7
+    exclude_frames: tuple = ()  # real frames left out of training by name (e.g. held out for evaluation)
     # how the LR input is made from the target, in training and validation: antialias (bicubic, the reference) |
     # plain (bicubic, no antialiasing) | area (footprint mean: what a ToF pixel measures; for robot models)
     lr_synthesis: str = "antialias"
@@ -110,6 +116,7 @@ class TrainConfig:
     def __post_init__(self):
         self.synthetic_size, self.betas, self.milestones = (tuple(self.synthetic_size), tuple(self.betas),
                                                            tuple(self.milestones))
+        self.exclude_frames = tuple(self.exclude_frames)
         checks = [
             (self.grad_loss in ("sobel", "diff"), f"grad_loss must be 'sobel' or 'diff', got {self.grad_loss!r}"),
             (self.pixel_loss in ("l1", "rmse"), f"pixel_loss must be 'l1' or 'rmse', got {self.pixel_loss!r}"),
@@ -126,6 +133,10 @@ class TrainConfig:
             (self.grad_clip >= 0 and self.warmup_steps >= 0, "grad_clip and warmup_steps must be ≥ 0"),
             (self.lr_synthesis in LR_SYNTHESES,
              f"lr_synthesis must be one of {', '.join(LR_SYNTHESES)}, got {self.lr_synthesis!r}"),
+            (self.inputs in ("reference", "sensor"), f"inputs must be 'reference' or 'sensor', got {self.inputs!r}"),
+            (self.inputs == "reference" or (self.tof_prob == 0 and self.synthetic_inverse_prob == 0),
+             "inputs: sensor simulates a ToF in metres: tof_prob and synthetic_inverse_prob must be 0"),
+            (0.0 <= self.sensor_prob <= 1.0, "sensor_prob must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -178,6 +189,12 @@ def load_frames(cfg: TrainConfig):
     if cfg.dataset == "synthetic":
         return []
     frames, _ = open_dataset(cfg.dataset, "train", cfg.data_path)
+    if cfg.exclude_frames:
+        names = list(frames.names)
+        unknown = sorted(set(cfg.exclude_frames) - set(names))
+        if unknown:
+            raise ValueError(f"exclude_frames: {unknown} are not frames of {cfg.dataset}")
+        frames = [frames[i] for i, name in enumerate(names) if name not in set(cfg.exclude_frames)]
     if cfg.max_real_frames is not None:
         frames = [frames[i] for i in range(min(cfg.max_real_frames, len(frames)))]
     elif cfg.dataset == "rgbdd360":  # small enough to hold decoded in memory
@@ -249,7 +266,56 @@ class ToFInputs(torch.utils.data.Dataset):
         return {**sample, "depth_lr": torch.from_numpy(depth)[None]}
 
 
+class SensorInputs(torch.utils.data.Dataset):
+    """Training samples made the way the node sees a sensor frame (``inputs: sensor``).
+
+    From each patch's target in metres: with probability ``prob`` the LR of a ToF camera drawn from
+    ``naima_ros.data.tof`` (every component), else the clean ``lr_synthesis`` LR; then the node's own
+    preparation (``naima_ros.frames``): robust normalisation from the LR's valid pixels, nearest fill,
+    validity. The target is normalised with the LR's numbers, as a deployed prediction is de-normalised.
+    Draws come from (seed, epoch, index), so resumed runs see the same sensors.
+    """
+
+    def __init__(self, data, prob: float, scale: int, seed: int, lr_synthesis: str):
+        self.data, self.prob, self.scale, self.seed, self.epoch = data, prob, scale, seed, 0
+        self.lr_synthesis = lr_synthesis
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.data.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict:
+        from naima_ros.data.tof import simulate_tof
+        from naima_ros.data.transforms import synthesize_lr, unstandardise_rgb
+        from naima_ros.frames import fill_invalid_nearest, normalisation_range
+
+        sample = self.data[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index, 11])
+        low, high = (float(v) for v in sample["minmax"])
+        depth_m = sample["depth_hr"][0].numpy().astype(np.float64) * (high - low) + low
+        valid_hr = sample["valid"][0].numpy()
+        lr_hw = (depth_m.shape[0] // self.scale, depth_m.shape[1] // self.scale)
+        depth_lr = None
+        if rng.random() < self.prob:
+            depth_lr, _ = simulate_tof(depth_m, valid_hr, unstandardise_rgb(sample["rgb"].numpy()), lr_hw, rng)
+            if not np.isfinite(depth_lr).any():
+                depth_lr = None
+        if depth_lr is None:
+            depth_lr = synthesize_lr(depth_m.astype(np.float32), self.scale, method=self.lr_synthesis)
+        valid_lr = np.isfinite(depth_lr) & (depth_lr > 0)
+        lr_low, span = normalisation_range(depth_lr, valid_lr)
+        with np.errstate(invalid="ignore"):
+            norm_lr = fill_invalid_nearest(np.where(valid_lr, (depth_lr - lr_low) / span, 0.0), valid_lr)
+        target = ((depth_m - lr_low) / span).astype(np.float32)
+        return {**sample, "depth_hr": torch.from_numpy(target)[None], "depth_lr": torch.from_numpy(norm_lr)[None],
+                "valid_lr": torch.from_numpy(valid_lr)[None]}
+
+
 def validation_frames(cfg: TrainConfig):
+    """The frames validation scores (never a test set used for model selection: README)."""
     from naima_ros.data import motorcycle, shared
     from naima_ros.data.synthetic import VALIDATION_SEED0, generate_scene
 
@@ -383,6 +449,36 @@ def validate(model, frames, scale: int, device, lr_synthesis: str = "antialias")
     return {"val_rmse": mean_over_images(ours), "val_rmse_bicubic": mean_over_images(bicubic)}
 
 
+def validate_sensor(model, frames, scale: int, device) -> dict:
+    """Sensor validation: each frame's LR a ToF camera drawn with a fixed seed (``naima_ros.data.tof``),
+    served through the deployed predictor (metres in and out, every hole predicted); mean per-image RMSE
+    in cm over valid ground truth, for the model and the bicubic predictor."""
+    from naima_ros.data.tof import simulate_tof
+    from naima_ros.eval.metrics import mean_over_images
+    from naima_ros.inference import Upsampler
+    from naima_ros.predictors import BaselinePredictor
+
+    network = Upsampler(model, device=device, min_confidence=0.0)
+    bicubic = BaselinePredictor("bicubic", scale, min_confidence=0.0)
+    scores: dict[str, list[float]] = {"val_rmse": [], "val_rmse_bicubic": []}
+    was_training = model.training
+    model.eval()
+    for i, frame in enumerate(frames):
+        h, w = frame.depth.shape[0] // scale, frame.depth.shape[1] // scale
+        depth = frame.depth[: h * scale, : w * scale].astype(np.float64)
+        valid, rgb = frame.valid[: h * scale, : w * scale], frame.rgb[: h * scale, : w * scale]
+        depth_lr, _ = simulate_tof(depth, valid, rgb, (h, w), np.random.default_rng([VALIDATION_SENSOR_SEED, i]))
+        for key, predictor in (("val_rmse", network), ("val_rmse_bicubic", bicubic)):
+            pred = predictor(rgb, depth_lr)
+            scored = valid & np.isfinite(pred)
+            scores[key].append(float(np.sqrt(np.mean((pred[scored] - depth[scored]) ** 2))) * 100.0)
+    model.train(was_training)
+    return {k: mean_over_images(v) for k, v in scores.items()}
+
+
+VALIDATION_SENSOR_SEED = 31337  # the sensors drawn for validation frames (fixed: every validation sees the same)
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -486,6 +582,8 @@ def train(cfg: TrainConfig) -> dict:
                         lr_synthesis=cfg.lr_synthesis)
     if cfg.tof_prob > 0:
         data = ToFInputs(data, cfg.tof_prob, cfg.scale, cfg.seed)
+    if cfg.inputs == "sensor":
+        data = SensorInputs(data, cfg.sensor_prob, cfg.scale, cfg.seed, cfg.lr_synthesis)
     sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", drop_last=True,
@@ -535,7 +633,8 @@ def train(cfg: TrainConfig) -> dict:
                 group["lr"] = lr
             rgb, depth_lr = batch["rgb"].to(device), batch["depth_lr"].to(device)
             target, valid = batch["depth_hr"].to(device), batch["valid"].to(device)
-            pred = net(rgb, depth_lr)
+            valid_lr = batch["valid_lr"].to(device) if "valid_lr" in batch else None
+            pred = net(rgb, depth_lr, valid_lr)
             loss = training_loss(pred, target, cfg, valid)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -559,7 +658,8 @@ def train(cfg: TrainConfig) -> dict:
         elapsed = elapsed_before + time.time() - t_start
         last_epoch = epoch + 1 == cfg.epochs and finished
         if val_frames and (((epoch + 1) % cfg.val_every == 0 and finished) or last_epoch or stopped):
-            row.update(validate(model, val_frames, cfg.scale, device, cfg.lr_synthesis))
+            row.update(validate_sensor(model, val_frames, cfg.scale, device) if cfg.inputs == "sensor"
+                       else validate(model, val_frames, cfg.scale, device, cfg.lr_synthesis))
         if is_main:
             with open(log_path, "a", newline="") as f:
                 csv.DictWriter(f, log_fields).writerow(row)

@@ -29,19 +29,28 @@ def test_any_size_gives_full_resolution_metres(upsampler, h, w):
     assert np.isfinite(out).all()
 
 
-def test_invalid_lr_pixels_become_nan_cells(upsampler):
+def test_invalid_lr_pixels_become_nan_cells_at_min_confidence_1(upsampler):
+    """min_confidence 1 publishes no filled pixel: the square holes of earlier versions; 0 fills them all."""
     rgb, depth = frame(12, 16, 8)
     depth[3, 4] = 0
     depth[5, 6] = np.nan
     depth[7, 8] = np.inf
-    out = upsampler(rgb, depth)
+    upsampler.min_confidence = 1.0
+    prediction = upsampler.predict(rgb, depth)
+    out = prediction.depth
     for y, x in [(3, 4), (5, 6), (7, 8)]:
         assert np.isnan(out[8 * y: 8 * y + 8, 8 * x: 8 * x + 8]).all()
+        assert (prediction.confidence[8 * y: 8 * y + 8, 8 * x: 8 * x + 8] <= 0.99).all()  # never certain
     assert np.isnan(out).sum() == 3 * 64
+    upsampler.min_confidence = 0.0
+    filled = upsampler.predict(rgb, depth)
+    assert np.isfinite(filled.depth).all() and ((filled.confidence >= 0) & (filled.confidence <= 1)).all()
+    np.testing.assert_array_equal(filled.depth[np.isfinite(out)], out[np.isfinite(out)])
 
 
 def test_depth_range_limits_mark_pixels_invalid(tiny_checkpoint):
-    up = Upsampler.from_checkpoint(tiny_checkpoint(scale=8), device="cpu", min_depth=1.0, max_depth=1.3)
+    up = Upsampler.from_checkpoint(tiny_checkpoint(scale=8), device="cpu", min_depth=1.0, max_depth=1.3,
+                                   min_confidence=1.0)
     rgb, depth = frame(12, 16, 8)
     out = up(rgb, depth)
     assert np.isnan(out[::8, ::8]).tolist() == (~((depth >= 1.0) & (depth <= 1.3))).tolist()
@@ -55,11 +64,12 @@ def test_output_follows_affine_depth_changes(upsampler):
     assert np.allclose(moved, 2.5 * base + 0.7, atol=1e-4)
 
 
-def test_non_integer_and_inconsistent_ratios_are_named(upsampler):
-    rgb = np.zeros((100, 130, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"rgb 100x130 is not an integer multiple of depth 12x16"):
-        upsampler(rgb, np.ones((12, 16), np.float32))
-    with pytest.raises(ValueError, match=r"rgb 96x64 is not an integer multiple of depth 12x16"):
+def test_non_integer_ratios_are_served_and_other_aspect_ratios_named(upsampler):
+    out = upsampler(np.zeros((100, 130, 3), np.uint8), np.full((30, 39), 2.0, np.float32))  # ratio 3.33
+    assert out.shape == (100, 130) and np.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"rgb 130x100 and depth 16x12 have different aspect ratios"):
+        upsampler(np.zeros((100, 130, 3), np.uint8), np.ones((12, 16), np.float32))
+    with pytest.raises(ValueError, match=r"rgb 64x96 and depth 16x12 have different aspect ratios"):
         upsampler(np.zeros((96, 64, 3), np.uint8), np.ones((12, 16), np.float32))
 
 

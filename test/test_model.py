@@ -286,3 +286,22 @@ def test_reference_fusion_blocks_are_fp16_safe_at_672():
         assert half.dtype == torch.float16 and torch.isfinite(half).all()
         err = (half.float() - reference).abs().max().item()
         assert err <= 1e-2 * reference.abs().max().item(), err
+
+
+def test_validity_input_starts_as_the_model_without_it_and_then_learns_from_it():
+    """A zero-initialised validity stem: copying a trained model's tensors gives the same outputs, whatever
+    the validity says; the stem gets a gradient, so training can make holes matter."""
+    torch.manual_seed(0)
+    plain = build_model("light", 8, encoder="none", warn_untrained=False)
+    torch.nn.init.normal_(plain.upsampler.head.weight, std=0.1)  # as trained: the zero-initialised head has moved
+    aware = build_model("light", 8, encoder="none", validity_input=True, warn_untrained=False)
+    missing, unexpected = aware.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["validity_stem.bias", "validity_stem.weight"] and not unexpected
+    rgb, depth = torch.randn(1, 3, 64, 64), torch.rand(1, 1, 8, 8)
+    holes = (torch.rand(1, 1, 8, 8) > 0.3).float()
+    with torch.no_grad():
+        expected = plain(rgb, depth)
+        assert torch.equal(aware(rgb, depth, holes), expected) and torch.equal(aware(rgb, depth), expected)
+    aware.train()
+    aware(rgb, depth, holes).square().mean().backward()
+    assert aware.validity_stem.weight.grad is not None and aware.validity_stem.weight.grad.abs().sum() > 0

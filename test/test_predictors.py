@@ -52,7 +52,8 @@ def test_baseline_predictors_import_no_torch():
 @pytest.mark.parametrize("method", BASELINE_METHODS)
 def test_baseline_predictor_is_the_baseline_on_the_filled_frame(method):
     """Independent reference: fill holes in metres with scipy's nearest, run the baseline in metres
-    (every baseline is linear in depth), NaN the cells of invalid LR pixels."""
+    (every baseline is linear in depth), NaN the cells of invalid LR pixels (min_confidence 1: no hole
+    is published, the square holes of earlier versions); min_confidence 0 publishes every pixel."""
     rgb, depth = frame(9, 12, 4, seed=2)
     depth[2, 3] = 0
     depth[5, 7:9] = np.nan
@@ -62,9 +63,11 @@ def test_baseline_predictor_is_the_baseline_on_the_filled_frame(method):
     filled = depth[tuple(idx)]
     expected = baselines.BASELINES[method](rgb, filled, 4)
     expected = np.where(np.kron(valid, np.ones((4, 4))) > 0, expected, np.nan)
-    got = load_predictor(method, scale=4, min_depth=0.1, max_depth=10.0)(rgb, depth)
+    got = load_predictor(method, scale=4, min_depth=0.1, max_depth=10.0, min_confidence=1.0)(rgb, depth)
     assert np.array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, atol=1e-4, equal_nan=True)
+    dense = load_predictor(method, scale=4, min_depth=0.1, max_depth=10.0, min_confidence=0.0)(rgb, depth)
+    np.testing.assert_allclose(dense, baselines.BASELINES[method](rgb, filled, 4), atol=1e-4)
 
 
 def test_network_and_baselines_share_support_mask_and_range(tiny_checkpoint):
@@ -72,10 +75,10 @@ def test_network_and_baselines_share_support_mask_and_range(tiny_checkpoint):
     depth[3, 4] = 0
     depth[7, 8] = np.inf
     network = load_predictor("naima", checkpoint=tiny_checkpoint(scale=8), scale=8, device="cpu",
-                             min_depth=1.0, max_depth=1.3)
+                             min_depth=1.0, max_depth=1.3, min_confidence=1.0)
     assert isinstance(network, Upsampler) and network.method == "naima" and network.scale == 8
     expected_nan = np.kron(~prepare_frame(rgb, depth, 1.0, 1.3).valid, np.ones((8, 8))) > 0
-    for predictor in [network] + [load_predictor(m, scale=8, min_depth=1.0, max_depth=1.3)
+    for predictor in [network] + [load_predictor(m, scale=8, min_depth=1.0, max_depth=1.3, min_confidence=1.0)
                                   for m in BASELINE_METHODS]:
         out = predictor(rgb, depth)
         assert out.dtype == np.float32 and out.shape == rgb.shape[:2]
@@ -96,8 +99,9 @@ def test_baseline_runs_at_the_frames_ratio_and_warms_up():
     predictor = load_predictor("bicubic", scale=8)
     rgb, depth = frame(6, 5, 4)  # ratio 4 on an x8-configured baseline
     out = predictor(rgb, depth)
-    np.testing.assert_allclose(out, baselines.bicubic(rgb, prepare_frame(rgb, depth).depth_norm, 4)
-                               * np.ptp(depth) + depth.min(), atol=1e-5)
+    prepared = prepare_frame(rgb, depth)
+    np.testing.assert_allclose(out, baselines.bicubic(rgb, prepared.depth_norm, 4) * prepared.span
+                               + prepared.depth_min, atol=1e-5)
     predictor.warmup(100, 130)
     assert predictor.describe() == {"method": "bicubic", "checkpoint": None, "scale": 8, "device": "cpu",
                                     "precision": "fp64", "options": {}}

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 import yaml
 
@@ -248,3 +249,39 @@ def test_cli_errors_exit_nonzero(tmp_path, capsys):
     assert "nyu.mat" in capsys.readouterr().err
     assert main(["--print-config", "--epochs=3"]) == 0
     assert "epochs: 3" in capsys.readouterr().out
+
+
+def test_sensor_inputs_train_resume_exactly_and_validate_on_the_sensor(tmp_path, capsys):
+    """inputs: sensor: simulated ToF LR in metres, the node's normalisation, validity to the model; resume exact."""
+    args = TINY + ["--model_overrides={encoder: none, validity_input: true}", "--inputs=sensor", "--sensor_prob=0.8",
+                   "--epochs=2", "--val_every=1", "--val_images=2"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(args + [f"--out={straight}"]) == 0
+    assert main(args + ["--max_minutes=0", f"--out={resumed}"]) == 0
+    assert main(args + [f"--out={resumed}"]) == 0
+    a, b = weights(straight / "last.safetensors"), weights(resumed / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted run"
+    log = (straight / "log.csv").read_text().splitlines()
+    assert "val_rmse" in log[0] and len(log) == 3 and log[-1].split(",")[-1] != ""
+    assert a["validity_stem.weight"].abs().sum() > 0  # the validity input was used and learned from
+    assert main(TINY + ["--inputs=sensor", "--tof_prob=0.5", f"--out={tmp_path / 'x'}"]) == 2
+    assert "tof_prob and synthetic_inverse_prob must be 0" in capsys.readouterr().err
+
+
+def test_sensor_samples_are_what_the_node_prepares(tmp_path):
+    """A sensor sample's LR is normalised by its own robust range and the target by the same numbers."""
+    from naima_ros.data.datasets import TrainDataset
+    from naima_ros.data.synthetic import ProceduralScenes
+    from naima_ros.frames import normalisation_range
+    from naima_ros.train import SensorInputs
+
+    frames = ProceduralScenes(2, (96, 128), seed=0)
+    data = SensorInputs(TrainDataset(list(frames), scale=8, patch=64, seed=1), 1.0, 8, 1, "antialias")
+    sample = data[0]
+    assert sample["depth_lr"].shape == (1, 8, 8) and sample["valid_lr"].dtype == torch.bool
+    lo, hi = (float(v) for v in TrainDataset(list(frames), scale=8, patch=64, seed=1)[0]["minmax"])
+    assert torch.isfinite(sample["depth_lr"]).all() and torch.isfinite(sample["depth_hr"]).all()
+    valid = sample["valid_lr"][0].numpy()
+    # the filled LR keeps the measured values where valid: its robust range maps them to roughly [0, 1]
+    assert -0.2 < float(sample["depth_lr"][0][valid].min()) and float(sample["depth_lr"][0][valid].max()) < 1.2
+    assert hi > lo and normalisation_range(np.ones((2, 2)), np.ones((2, 2), bool))[1] == 1e-6

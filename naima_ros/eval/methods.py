@@ -81,7 +81,7 @@ def model_method(label: str, upsampler: Upsampler) -> Method:
     return Method(label, "model", predict, scale=upsampler.scale, info=upsampler.describe())
 
 
-def _default_label(path: Path) -> str:
+def default_label(path: Path) -> str:
     """File stem without its scale token, so ``naima_x4`` and ``naima_x8`` share a row."""
     label = re.sub(r"[_\-.]?x(4|8|16)(?=$|[_\-.])", "", path.stem)
     return label or path.stem
@@ -99,7 +99,7 @@ def load_models(specs: Sequence[str], device: str, precision: str) -> list[Metho
             raise EvalError(str(error)) from error
         except ValueError as error:  # device / precision
             raise EvalError(f"{path}: {error}") from error
-        label = label or _default_label(path)
+        label = label or default_label(path)
         if (label, upsampler.scale) in seen:
             raise EvalError(f"two checkpoints are labelled {label!r} at x{upsampler.scale}; name them with LABEL=PATH")
         seen.add((label, upsampler.scale))

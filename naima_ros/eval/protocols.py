@@ -21,6 +21,8 @@
     units.
 ``anchors`` (``shared/data/README.md``)
     As ``corrected`` without the shave: the protocol of the README's bicubic sanity anchors.
+``sensor`` (``naima_ros.eval.sensor``)
+    What a robot's ToF camera sends: simulated sensors (and a real one where a set has it) in metres.
 
 Every protocol can synthesise the LR with plain (non-antialiased) bicubic instead
 (``lr_synthesis="plain"``), for reproducing Table 1 with an older torchvision, or as footprint means
@@ -70,6 +72,9 @@ PROTOCOLS = {
                           "minimal edge padding, 6-px shave"),
     "anchors": Protocol("anchors", 0,
                         "shared/data/README.md: as corrected, no shave (the bicubic sanity anchors' protocol)"),
+    "sensor": Protocol("sensor", metrics.REFERENCE_SHAVE_PX,
+                       "naima_ros.eval.sensor: the LR a simulated ToF camera sends (naima_ros.data.tof), every "
+                       "method its predictor, scored in metres over valid ground truth, 6-px shave"),
 }
 DEFAULT_PROTOCOL = "deployed"
 REFERENCE_PAD_SIDES = (112, 224, 336, 448, 560, 672, 784)  # multiples of lcm(14, 16) = 112

@@ -3,7 +3,8 @@
 One command scores one or more NAIMA checkpoints and the baselines (bicubic, guided_filter, jbu;
 ``naima_ros.predictors``) on one or more datasets (``naima_ros.data.registry``) at their scales,
 under one protocol (``naima_ros.eval.protocols``): ``deployed`` (default: every method is the
-predictor the node runs, normalising by the LR frame's own min/max), ``reference`` (the paper's
+predictor the node runs, normalising by the LR frame's own range), ``sensor`` (what a ToF camera
+sends: ``naima_ros.eval.sensor``), ``reference`` (the paper's
 Tables 1-3, fp32 unless ``--precision`` says otherwise), ``corrected`` or ``anchors`` (the README's
 bicubic sanity anchors). ``--lr-synthesis plain`` makes the LR with non-antialiased bicubic,
 ``area`` with footprint means (a ToF pixel).
@@ -22,6 +23,7 @@ Examples:
     naima-eval --protocol reference --checkpoint ref_x4.safetensors --checkpoint ref_x8.safetensors \\
         --datasets nyu --nyu-mat nyu_depth_v2_labeled.mat --out out/table1
     naima-eval --protocol anchors --datasets middlebury,lu --baselines bicubic,bicubic_pil
+    naima-eval --protocol sensor --checkpoint checkpoints/naima_semantic_x8.safetensors --out out/sensor
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from naima_ros.checkpoint import CheckpointError, git_revision
+from naima_ros.confidence import DEFAULT_MIN_CONFIDENCE
 from naima_ros.data import shared
 from naima_ros.data.common import DatasetError, RGBDFrame
 from naima_ros.data.registry import DATASETS, dataset_names, open_dataset
@@ -45,11 +48,13 @@ from naima_ros.eval import figures, metrics
 from naima_ros.eval.methods import DEFAULT_BASELINES, EVAL_BASELINES, Method, baseline_method, load_models
 from naima_ros.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS, EvalError, Sample, prepare_sample
 from naima_ros.eval.report import Results
+from naima_ros.eval.sensor import SENSOR_CONDITIONS, SENSOR_DATASETS, SensorResults, evaluate_sensor
 from naima_ros.options import PRECISIONS, SCALES
 
 __all__ = ["BENCHMARKS", "build_parser", "evaluate", "main", "open_benchmark"]
 
 BENCHMARKS = dataset_names("test", benchmark=True)
+TEST_DATASETS = dataset_names("test")
 # The flags that give a benchmark's full dataset (the shared copy is used otherwise).
 PATH_FLAGS = {"nyu": ("nyu_mat", "nyu_npy"), "rgbdd": ("rgbdd_root",), "tofdsr": ("tofdsr_root",)}
 
@@ -60,7 +65,7 @@ def open_benchmark(key: str, args: argparse.Namespace) -> tuple[Sequence[RGBDFra
     if len(given) > 1:
         raise EvalError(f"give {' or '.join('--' + f.replace('_', '-') for f in given)}, not both")
     path = getattr(args, given[0]) if given else None
-    if path is None and not DATASETS[key].shared:
+    if path is None and not DATASETS[key].shared and key in PATH_FLAGS:
         flags = " or ".join("--" + f.replace("_", "-") for f in PATH_FLAGS[key])
         raise EvalError(f"dataset {key} needs {flags} ({DATASETS[key].path_help}); there is no shared copy")
     try:
@@ -118,15 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
                         help="a naima_ros checkpoint (repeatable); rows are labelled by LABEL or the file stem "
                              "without its _xN")
-    parser.add_argument("--datasets", type=lambda t: _parse_csv_list(t, BENCHMARKS, "dataset"),
-                        default=["middlebury", "lu"], help="comma-separated: " + ", ".join(BENCHMARKS)
-                        + " (default: middlebury,lu)")
+    parser.add_argument("--datasets", type=lambda t: _parse_csv_list(t, TEST_DATASETS, "dataset"),
+                        default=None, help="comma-separated: " + ", ".join(TEST_DATASETS)
+                        + " (default: middlebury,lu; under --protocol sensor: " + ",".join(SENSOR_DATASETS) + ")")
     parser.add_argument("--scales", type=_parse_scales, default=None,
                         help="comma-separated scales for the baselines (default: the checkpoints' scales, or "
                              "4,8,16 without checkpoints); every checkpoint's scale must be among them")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
-                        help="deployed (default: as the node runs), reference (SPEC.md 4, the paper's tables), "
-                             "corrected or anchors (README, no shave)")
+                        help="deployed (default: as the node runs), sensor (simulated and real ToF input, metres), "
+                             "reference (SPEC.md 4, the paper's tables), corrected or anchors (README, no shave)")
+    parser.add_argument("--draws", type=_positive_int, default=2,
+                        help="sensor protocol: sensors drawn per image (default 2)")
+    parser.add_argument("--conditions", type=lambda t: _parse_csv_list(t, SENSOR_CONDITIONS, "condition"),
+                        default=list(SENSOR_CONDITIONS),
+                        help="sensor protocol: comma-separated " + ", ".join(SENSOR_CONDITIONS) + " (default: all)")
+    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                        help=f"sensor protocol: the confidence from which a filled hole counts as published "
+                             f"(default {DEFAULT_MIN_CONFIDENCE}, the node's)")
     parser.add_argument("--shave", type=_positive_int, default=None, metavar="PX",
                         help="border pixels left out of the RMSE (default: the protocol's: 6, anchors 0)")
     parser.add_argument("--lr-synthesis", choices=LR_SYNTHESES, default="antialias",
@@ -175,6 +188,78 @@ def _resolve(args: argparse.Namespace
     for key in args.datasets:
         frames[key], sources[key] = open_benchmark(key, args)
     return methods, scales, frames, sources
+
+
+def _sensor_predictors(args: argparse.Namespace) -> dict[int, dict[str, object]]:
+    """scale -> label -> predictor (the node's valid range, every pixel predicted) for the sensor protocol:
+    the checkpoints at their scales, the baselines at --scales (default: the checkpoints' scales, or all)."""
+    from naima_ros.eval.methods import default_label
+    from naima_ros.eval.sensor import VALID_RANGE_M
+    from naima_ros.predictors import load_predictor
+
+    options = dict(min_depth=VALID_RANGE_M[0], max_depth=VALID_RANGE_M[1], min_confidence=0.0)
+    models: dict[int, dict[str, object]] = {}
+    for spec in args.checkpoint:
+        label, _, path = spec.partition("=") if ("=" in spec and not Path(spec).exists()) else ("", "", spec)
+        try:
+            predictor = load_predictor("naima", checkpoint=path, device=args.device,
+                                       precision=args.precision or "auto", **options)
+        except (CheckpointError, ValueError) as error:
+            raise EvalError(f"{path}: {error}") from error
+        label = label or default_label(Path(path))
+        if label in models.get(predictor.scale, {}):
+            raise EvalError(f"two checkpoints are labelled {label!r} at x{predictor.scale}; name them with LABEL=PATH")
+        models.setdefault(predictor.scale, {})[label] = predictor
+    scales = args.scales or sorted(models) or list(SCALES)
+    for scale in models:
+        if scale not in scales:
+            raise EvalError(f"a checkpoint is x{scale}, but --scales asks for {','.join(map(str, scales))}")
+    predictors: dict[int, dict[str, object]] = {}
+    for scale in scales:
+        for name in args.baselines:
+            if name == "bicubic_pil":
+                raise EvalError("bicubic_pil is a paper-protocol row; the sensor protocol scores predictors")
+            predictors.setdefault(scale, {})[name] = load_predictor(name, scale=scale, **options)
+        predictors.setdefault(scale, {}).update(models.get(scale, {}))
+    if not any(predictors.values()):
+        raise EvalError("nothing to evaluate: no --checkpoint and --baselines none")
+    return predictors
+
+
+def _main_sensor(args: argparse.Namespace, run_info: dict, out: Path) -> int:
+    """naima-eval --protocol sensor."""
+    import json
+
+    try:
+        if not 0.0 <= args.min_confidence <= 1.0:
+            raise EvalError(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
+        predictors = _sensor_predictors(args)
+        scales = sorted(predictors)
+        frames, sources = {}, {}
+        for key in args.datasets:
+            frames[key], sources[key] = open_benchmark(key, args)
+        out.mkdir(parents=True, exist_ok=True)
+    except (EvalError, OSError) as error:
+        print(f"naima-eval: error: {error}", file=sys.stderr)
+        return 1
+    run_info.update(datasets=sources, scales=scales, draws=args.draws, conditions=args.conditions,
+                    min_confidence=args.min_confidence,
+                    methods={s: {k: p.describe() for k, p in m.items()} for s, m in predictors.items()})
+    results = SensorResults(out, args.min_confidence)
+    try:
+        evaluate_sensor(frames, predictors, results, draws=args.draws, conditions=args.conditions,
+                        max_images=args.max_images, progress=not args.no_progress)
+    except (DatasetError, ValueError) as error:
+        if results.rows:
+            results.write()
+        print(f"naima-eval: error: {error} (results so far are in {out})", file=sys.stderr)
+        return 1
+    report = results.write()
+    (out / "sensor_run.json").write_text(json.dumps(run_info, indent=1, default=str))
+    print(report)
+    print(f"naima-eval: wrote {out / 'sensor_results.md'}, sensor_per_image.csv, sensor_summary.csv, "
+          f"sensor_confidence.csv, sensor_reliability.png", file=sys.stderr)
+    return 0
 
 
 def _figures(out: Path, dataset: str, sample: Sample, predictions: dict[str, np.ndarray], models: Sequence[str],
@@ -240,7 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.datasets is None:
+        args.datasets = list(SENSOR_DATASETS) if args.protocol == "sensor" else ["middlebury", "lu"]
     out = Path(args.out)
+    if args.protocol == "sensor":
+        info = {"tool": "naima-eval", "argv": list(sys.argv[1:] if argv is None else argv), "protocol": "sensor",
+                "git": git_revision(), "torch": torch.__version__,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        return _main_sensor(args, info, out)
     try:
         if out.exists() and not out.is_dir():
             raise EvalError(f"--out {out} exists and is not a folder")

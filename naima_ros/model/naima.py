@@ -319,6 +319,10 @@ class NaimaConfig:
             the RGB resized by this factor (1.0 = full resolution).
         keep_unused: keep the reference's dead layers (spa_att, post, reshaper2, GTA4's RGB ResBlock) for
             checkpoint parity and Table 4's counts.
+        validity_input: the network also sees where the LR depth was measured (a second input, 1 valid, 0
+            a hole filled with its nearest valid value): a zero-initialised 3x3 conv of it is added to the depth
+            stem, so a trained model gains the input unchanged and learns to fill holes instead of copying
+            the fill (not in the paper: sensor depth has holes, benchmark LR never does).
     """
 
     scale: int
@@ -339,6 +343,7 @@ class NaimaConfig:
     dino_pos_grid: int = 37
     dino_input_scale: float = 1.0
     keep_unused: bool = False
+    validity_input: bool = False
 
     def __post_init__(self):
         checks = [
@@ -395,6 +400,10 @@ class Naima(nn.Module):
         else:  # RGB detail kept losslessly as channels at LR
             self.rgb_stem = nn.Sequential(nn.PixelUnshuffle(s), conv(3 * s * s, c0, 3))
         self.depth_stem = conv(1, c0, 3)
+        self.validity_stem = conv(1, c0, 3) if config.validity_input else None
+        if self.validity_stem is not None:  # starts as the model without it (fine-tuning keeps what it knew)
+            nn.init.zeros_(self.validity_stem.weight)
+            nn.init.zeros_(self.validity_stem.bias)
         self.act = lrelu(0.2)
         self.gtas = nn.ModuleList(GuidedTokenAttention(w, c0, config.gta_rcabs, config.attention,
                                                        config.token_kernel, config.attention_kv_stride,
@@ -457,10 +466,15 @@ class Naima(nn.Module):
             tokens = self.backbone(image)
         return [(t, grid) for t in tokens]
 
-    def forward(self, image: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) standardised RGB, (B, 1, h, w) normalised LR depth (holes filled) and, for a model
+        with ``validity_input``, (B, 1, h, w) validity (1 measured, 0 hole; None: all measured)."""
         check_inputs(image, depth, self.config)
         levels = self.semantic_tokens(image) or [(None, None)] * 4
-        d1 = self.act(self.depth_stem(depth))
+        stem = self.depth_stem(depth)
+        if self.validity_stem is not None:
+            stem = stem + self.validity_stem(torch.ones_like(depth) if valid is None else valid.to(depth.dtype))
+        d1 = self.act(stem)
         r1 = self.act(self.rgb_stem(image))
         g1, g2, g3, g4 = self.gtas
         f1, f2, f3 = self.fusions
