@@ -48,7 +48,7 @@ PROFILE = REPO / "config" / "fastdds_large_data.xml"
 OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
 START_TIMEOUT_S = 300.0
 PYSPY_RATE = 100  # samples per second
-DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.serving.PARAMETERS)
+DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.contract.PARAMETERS)
 
 
 # ---------------------------------------------------------------- camera process
@@ -110,7 +110,7 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
 
     from naima_ros import runtime
     from naima_ros.model_slot import ModelSlot, ModelSpec
-    from naima_ros.serving import DEFAULTS
+    from naima_ros.contract import DEFAULTS
 
     assert DEFAULTS["torch_threads"] == DEFAULT_TORCH_THREADS
     tuning = runtime.tune_process(threads)
