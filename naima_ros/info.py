@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--presets", type=lambda t: _parse_list(t, list(PRESETS), "preset"), default=list(PRESETS),
                         help=f"comma-separated presets (default: all: {','.join(PRESETS)})")
     parser.add_argument("--scales", type=lambda t: _parse_list(t, SCALES, "scale", int), default=list(SCALES),
-                        help="comma-separated scales (default: 4,8,16)")
+                        help="comma-separated scales (default: " + ",".join(map(str, SCALES)) + ")")
     parser.add_argument("--size", dest="sizes", type=_parse_size, action="append", metavar="HxW",
                         help="output size for the FLOP count, repeatable; 'train' = the reference training size "
                              "(420² at x4, 448² at x8/x16; the default). Sizes the model cannot take are padded up "

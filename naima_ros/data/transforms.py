@@ -25,7 +25,6 @@ __all__ = [
     "LR_SYNTHESES",
     "synthesize_lr",
     "resize_bicubic_pil",
-    "upsample_bicubic_torch",
     "random_crop_offsets",
     "augment",
     "make_training_sample",
@@ -87,24 +86,6 @@ def synthesize_lr(depth_norm, scale: int, *, method: str = "antialias"):
                            antialias=method == "antialias", align_corners=False)
     lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
     return lr.numpy() if is_numpy else lr
-
-
-def upsample_bicubic_torch(depth_lr, size_hw: tuple[int, int]):
-    """Bicubic upsampling with ``F.interpolate(mode="bicubic", align_corners=False)``, no antialias.
-
-    Args:
-        depth_lr: (h, w) numpy array or (..., h, w) tensor.
-        size_hw: Output (H, W).
-
-    Returns:
-        (H, W) float32 numpy array, or a tensor of the input's leading layout.
-    """
-    is_numpy = isinstance(depth_lr, np.ndarray)
-    tensor = torch.as_tensor(np.asarray(depth_lr, dtype=np.float32)) if is_numpy else depth_lr.float()
-    batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
-    out = F.interpolate(batched, size=tuple(size_hw), mode="bicubic", align_corners=False)
-    out = out.reshape(tuple(tensor.shape[:-2]) + tuple(size_hw))
-    return out.numpy() if is_numpy else out
 
 
 def random_crop_offsets(height: int, width: int, patch_hw: tuple[int, int],

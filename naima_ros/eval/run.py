@@ -42,10 +42,10 @@ from naima_ros.data.common import DatasetError, RGBDFrame
 from naima_ros.data.registry import DATASETS, dataset_names, open_dataset
 from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.eval import figures, metrics
-from naima_ros.eval.methods import DEFAULT_BASELINES, EVAL_BASELINES, Method, baseline_method, load_models
+from naima_ros.eval.methods import EVAL_BASELINES, Method, baseline_method, load_models
 from naima_ros.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS, EvalError, Sample, prepare_sample
 from naima_ros.eval.report import Results
-from naima_ros.options import PRECISIONS, SCALES
+from naima_ros.options import EVAL_DEFAULT_BASELINES, PRECISIONS, SCALES
 
 __all__ = ["BENCHMARKS", "build_parser", "evaluate", "main", "open_benchmark"]
 
@@ -88,14 +88,17 @@ def _parse_csv_list(text: str, allowed: Sequence[str], kind: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+_SCALES_TEXT = ", ".join(map(str, SCALES))
+
+
 def _parse_scales(text: str) -> list[int]:
     try:
         scales = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"scales {text!r} are not integers; choose from 4, 8, 16") from None
+        raise argparse.ArgumentTypeError(f"scales {text!r} are not integers; choose from {_SCALES_TEXT}") from None
     bad = [s for s in scales if s not in SCALES]
     if bad or not scales:
-        raise argparse.ArgumentTypeError(f"unsupported scale(s) {bad or text}; choose from 4, 8, 16")
+        raise argparse.ArgumentTypeError(f"unsupported scale(s) {bad or text}; choose from {_SCALES_TEXT}")
     return sorted(set(scales))
 
 
@@ -134,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(older torchvision; for reproducing Table 1); area: the mean of each s x s footprint, "
                              "as a ToF pixel measures")
     parser.add_argument("--baselines", type=lambda t: _parse_csv_list(t, EVAL_BASELINES, "baseline"),
-                        default=list(DEFAULT_BASELINES),
+                        default=list(EVAL_DEFAULT_BASELINES),
                         help="comma-separated: " + ", ".join(EVAL_BASELINES) + ", or none "
-                        "(default: bicubic,guided_filter,jbu)")
+                        "(default: " + ",".join(EVAL_DEFAULT_BASELINES) + ")")
     parser.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     parser.add_argument("--figures", type=_positive_int, default=2,
                         help="PNG figures for the first N images of each dataset and scale (default 2; 0 = none)")

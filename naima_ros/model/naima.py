@@ -38,11 +38,11 @@ from naima_ros.model.encoders import (ENCODERS, UntrainedBackboneWarning, build_
 from naima_ros.model.layers import (PROJECTION_GEOMETRY, AffineCoupling, BackProjection, ContrastChannelAttention,
                                     FrequencyFusion,
                                     ResBlock, ResidualGroup, conv, inv_sqrt, lrelu, sdpa_attention)
+from naima_ros.options import SCALES
 
 __all__ = ["PRESETS", "SCALES", "Naima", "NaimaConfig", "UntrainedBackboneWarning", "build_model",
            "count_parameters", "preset_config"]
 
-SCALES = (4, 8, 16)
 TOKEN_SHUFFLE = 4  # the projector's PixelShuffle factor: 4 at every SR scale for DINOv2 (SPEC.md 1.2, 6.5)
 
 
