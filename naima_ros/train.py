@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from naima_ros.checkpoint import load_checkpoint, save_checkpoint
-from naima_ros.data.registry import dataset_names, open_dataset
+from naima_ros.data.registry import (PROCEDURAL, canonical_name, open_dataset, training_sources, validation_frames,
+                                     validation_sources)
 from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import prepare_encoder
@@ -63,7 +64,7 @@ class TrainConfig:
     # their fresh initialisation (e.g. a semantic encoder added to a trained trunk); the encoder is never copied
     init_partial: bool = False
     # data
-    dataset: str = "nyu"  # naima_ros.data.registry: nyu | rgbdd | tofdsr | rgbdd360, or synthetic
+    dataset: str = "nyu"  # naima_ros.data.registry.training_sources(): nyu | rgbdd | tofdsr | rgbdd360 | procedural
     data_path: str | None = None  # file or folder of the dataset (rgbdd360: the shared data root)
     max_real_frames: int | None = None  # use only the first N real frames (smoke runs)
     synthetic_count: int = 0  # procedural scenes mixed into the training set
@@ -102,7 +103,7 @@ class TrainConfig:
     # bookkeeping
     out: str = "runs/naima"
     val_every: int = 0  # epochs between validations (0: never, as the reference)
-    val_set: str = "synthetic"  # synthetic | motorcycle | middlebury | lu (never train-time model selection)
+    val_set: str = PROCEDURAL  # registry.validation_sources() (never train-time model selection)
     val_images: int = 8
     keep_every: int = 0  # also keep epoch_<N>.safetensors every N epochs (reference: 5)
     device: str = "auto"
@@ -110,13 +111,15 @@ class TrainConfig:
     def __post_init__(self):
         self.synthetic_size, self.betas, self.milestones = (tuple(self.synthetic_size), tuple(self.betas),
                                                            tuple(self.milestones))
+        self.dataset, self.val_set = canonical_name(self.dataset), canonical_name(self.val_set)  # "synthetic"
         checks = [
             (self.grad_loss in ("sobel", "diff"), f"grad_loss must be 'sobel' or 'diff', got {self.grad_loss!r}"),
             (self.pixel_loss in ("l1", "rmse"), f"pixel_loss must be 'l1' or 'rmse', got {self.pixel_loss!r}"),
-            (self.dataset in DATASETS, f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset in training_sources(),
+             f"dataset must be one of {sorted(training_sources())}, got {self.dataset!r}"),
             (self.patch % self.scale == 0, f"patch {self.patch} must be a multiple of scale {self.scale}"),
             (self.epochs >= 1 and self.batch_size >= 1 and self.repeat >= 1, "epochs, batch_size, repeat must be ≥ 1"),
-            (self.val_set in ("synthetic", "motorcycle", "middlebury", "lu"), f"unknown val_set {self.val_set!r}"),
+            (self.val_set in validation_sources(), f"unknown val_set {self.val_set!r}"),
             (self.schedule in ("multistep", "cosine"),
              f"schedule must be 'multistep' or 'cosine', got {self.schedule!r}"),
             (self.synthetic_style in ("decorrelated", "benchmark"),
@@ -174,8 +177,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
 
 def load_frames(cfg: TrainConfig):
-    """The real training frames of ``cfg.dataset`` (empty for 'synthetic'), from the dataset registry."""
-    if cfg.dataset == "synthetic":
+    """The real training frames of ``cfg.dataset`` (empty for 'procedural'), from the dataset registry."""
+    if cfg.dataset == PROCEDURAL:
         return []
     frames, _ = open_dataset(cfg.dataset, "train", cfg.data_path)
     if cfg.max_real_frames is not None:
@@ -183,9 +186,6 @@ def load_frames(cfg: TrainConfig):
     elif cfg.dataset == "rgbdd360":  # small enough to hold decoded in memory
         frames = list(frames)
     return frames
-
-
-DATASETS = dataset_names("train") + ("synthetic",)  # synthetic: procedural scenes only
 
 
 class _Concat(Sequence):
@@ -247,19 +247,6 @@ class ToFInputs(torch.utils.data.Dataset):
         grey = F.avg_pool2d((sample["rgb"] * std + mean).mean(dim=0, keepdim=True)[None], self.scale)[0, 0]
         depth, _ = degrade_lr_depth(sample["depth_lr"][0].numpy(), grey.clamp(0, 1).numpy(), rng)
         return {**sample, "depth_lr": torch.from_numpy(depth)[None]}
-
-
-def validation_frames(cfg: TrainConfig):
-    from naima_ros.data import motorcycle, shared
-    from naima_ros.data.synthetic import VALIDATION_SEED0, generate_scene
-
-    if cfg.val_set == "synthetic":
-        return [generate_scene(VALIDATION_SEED0 + i, 240, 320).to_frame(f"val_{i}") for i in range(cfg.val_images)]
-    if cfg.val_set == "motorcycle":
-        return [motorcycle.load_motorcycle()]
-    frames = shared.load_test_set("Middlebury" if cfg.val_set == "middlebury" else "Lu", cfg.data_path
-                                  if cfg.dataset == "rgbdd360" else None)
-    return [frames[i] for i in range(min(cfg.val_images, len(frames)))]
 
 
 # ------------------------------------------------------------------------------------------ loss
@@ -490,7 +477,8 @@ def train(cfg: TrainConfig) -> dict:
     loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", drop_last=True,
                         persistent_workers=cfg.num_workers > 0)
-    val_frames = validation_frames(cfg) if cfg.val_every and is_main else []
+    val_frames = (validation_frames(cfg.val_set, cfg.val_images, cfg.data_path if cfg.dataset == "rgbdd360" else None)
+                  if cfg.val_every and is_main else [])
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)

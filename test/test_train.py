@@ -42,6 +42,11 @@ def test_config_precedence_and_validation(tmp_path):
         load_config(None, ["--grad_loss=laplace"])
     with pytest.raises(ValueError, match="patch 100 must be a multiple of scale 8"):
         load_config(None, ["--patch=100"])
+    # the procedural scenes' one name; "synthetic", their earlier one, is still accepted
+    cfg = load_config(None, ["--dataset=synthetic", "--val_set=synthetic"])
+    assert (cfg.dataset, cfg.val_set) == ("procedural", "procedural")
+    with pytest.raises(ValueError, match="unknown val_set 'nyu'"):
+        load_config(None, ["--val_set=nyu"])
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "config" / "train").glob("*.yaml")))

@@ -16,7 +16,7 @@ import numpy as np
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, metre_frame, require_dir, require_file
 
 __all__ = ["INTRINSICS", "PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CLIP_M", "NUM_IMAGES", "TRAIN_COUNT",
-           "split_indices", "load_nyu_mat", "load_prepared_split"]
+           "kinect_intrinsics", "split_indices", "load_nyu_mat", "load_prepared_split"]
 
 TITLE = "NYU v2"
 CLIP_M = (0.1, 10.0)  # metres; also the validity range
@@ -25,6 +25,11 @@ PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)  # (fx, fy, cx, cy) px of NYU v2's Kinect at 480x640
 NUM_IMAGES = 1449
 TRAIN_COUNT = 1000  # indices 0-999 train, 1000-1448 test
+
+
+def kinect_intrinsics(height: int, width: int) -> tuple[float, float, float, float] | None:
+    """``INTRINSICS`` for a full 480x640 NYU frame, None for any other size (not calibrated)."""
+    return INTRINSICS if (height, width) == (480, 640) else None
 
 
 def split_indices(split: str) -> range:
@@ -80,7 +85,8 @@ def load_nyu_mat(path: str | os.PathLike, split: str = "test") -> FrameList:
         # MATLAB stores column-major: (3, W, H) -> (H, W, 3) and (W, H) -> (H, W).
         rgb = np.ascontiguousarray(state["file"]["images"][index].transpose(2, 1, 0))
         depth_m = np.ascontiguousarray(state["file"]["depths"][index].T, dtype=np.float32)
-        return metre_frame(str(index), rgb, depth_m, CLIP_M, path=path)
+        return metre_frame(str(index), rgb, depth_m, CLIP_M, path=path,
+                           intrinsics=kinect_intrinsics(*depth_m.shape))
 
     return FrameList([str(i) for i in indices], load, f"NYU v2 {split} ({path})")
 
@@ -138,6 +144,7 @@ def load_prepared_split(root: str | os.PathLike, split: str = "test", *, dataset
         maximum, minimum = (float(v) for v in arrays["minmax"][i])  # stored as [max, min]
         return RGBDFrame(name=str(i), rgb=rgb, depth=np.asarray(arrays["depths_clipped"][i], dtype=np.float32),
                          valid=np.asarray(arrays["mask"][i], dtype=bool), minmax=(minimum, maximum),
-                         unit="m", rmse_scale=100.0, rmse_unit="cm")
+                         unit="m", rmse_scale=100.0, rmse_unit="cm",
+                         intrinsics=kinect_intrinsics(height, width) if dataset == TITLE else None)
 
     return FrameList([str(i) for i in range(count)], load, f"{dataset} prepared {split} ({root})")
