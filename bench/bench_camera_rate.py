@@ -128,7 +128,7 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
 
     # as the node: warmed up on the main thread, served from another one (with libgomp's default
     # spin-waiting the thread that first ran torch was 17x slower; naima_ros/__init__.py now
-    # makes OMP_WAIT_POLICY PASSIVE, README "Serving at camera rate")
+    # makes OMP_WAIT_POLICY PASSIVE, docs/performance.md, "Serving at camera rate")
     worker = threading.Thread(target=serve, name="model_alone")
     worker.start()
     worker.join()

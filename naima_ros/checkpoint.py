@@ -39,8 +39,9 @@ from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import encoder_metadata, use_seeded_backbone
 from naima_ros.model.naima import PRESETS, Naima, NaimaConfig, build_model, preset_config
 
+# atomic_write, use_seeded_backbone: re-exported
 __all__ = ["CheckpointError", "atomic_write", "check_checkpoint", "load_checkpoint", "read_metadata",
-           "save_checkpoint", "state_dict_mismatch", "use_seeded_backbone"]  # atomic_write, use_seeded_backbone: re-exported
+           "save_checkpoint", "state_dict_mismatch", "use_seeded_backbone"]
 
 FORMAT = "naima_ros.checkpoint"
 VERSION = 1

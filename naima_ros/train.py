@@ -1,4 +1,4 @@
-"""``naima-train``: train NAIMA the way the paper did (SPEC.md section 5), on one CPU or many GPUs.
+"""``naima-train``: train NAIMA the way the paper did (docs/model.md §5), on one CPU or many GPUs.
 
 Reads like a story: defaults (``TrainConfig``) → YAML (``config/train/*.yaml``) → ``--key=value``
 overrides → derived settings → model (fresh or resumed) → optimizer and schedule → DDP wrap →
@@ -78,7 +78,7 @@ class TrainConfig:
     patch: int = 448  # training patch side, px (reference: 420 at x4, 448 at x8/x16)
     repeat: int = 2  # an epoch visits every source this many times (reference: 2)
     augmentation: bool = True
-    clamp_rgb: bool = False  # the reference's clamp of standardised RGB to [0, 1] (SPEC.md 6.10)
+    clamp_rgb: bool = False  # the reference's clamp of standardised RGB to [0, 1] (docs/model.md §6.10)
     num_workers: int = 0
     # optimisation
     epochs: int = 200
@@ -93,7 +93,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm (0: no clipping, as the reference)
     # l1 (paper and reference) | rmse: the benchmark metric itself. From a zero-initialised residual head L1 sits on
     # the bicubic plateau (its gradient is ±1 on every flat pixel and edges are few); rmse weights errors by size
-    # and leaves it within tens of steps (README "Training on 2 cores").
+    # and leaves it within tens of steps (docs/training.md, "Training on 2 cores").
     pixel_loss: str = "l1"
     grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
     grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
@@ -283,7 +283,7 @@ def masked_rmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
 
 
 def training_loss(pred, target, cfg: TrainConfig, valid=None) -> torch.Tensor:
-    """Pixel loss (L1, SPEC.md 5, or RMSE) + λ · gradient-L1."""
+    """Pixel loss (L1, docs/model.md §5, or RMSE) + λ · gradient-L1."""
     mask = valid if cfg.masked_loss else None
     pixel = masked_l1 if cfg.pixel_loss == "l1" else masked_rmse
     return pixel(pred, target, mask) + cfg.grad_weight * gradient_loss(pred, target, cfg.grad_loss, mask)

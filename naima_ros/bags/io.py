@@ -1,10 +1,11 @@
 """rosbag2 reading and writing for the bag tools, over `rosbags` (pure Python, no ROS install).
 
 Holds what every `naima-bag` subcommand shares: the topic names (`Topics`, defaulting to the
-node's), the message type names (re-exported from `naima_ros.contract`) and type store, a reader that turns every way a user's bag can be broken (missing, not a bag, missing
-topic, truncated or corrupt storage) into a `BagError` naming the file or topic, a writer that
-always finalises what it wrote (metadata version 8, mcap or sqlite3) even when the run fails, and
-the small conversions between `rosbags` messages and arrays. Pixel decoding is
+node's), the message type names (re-exported from `naima_ros.contract`) and type store, a reader
+that turns every way a user's bag can be broken (missing, not a bag, missing topic, truncated or
+corrupt storage) into a `BagError` naming the file or topic, a writer that always finalises
+what it wrote (metadata version 8, mcap or sqlite3) even when the run fails, and the small
+conversions between `rosbags` messages and arrays. Pixel decoding is
 `naima_ros.depth_codec`, the code the node uses.
 """
 from __future__ import annotations

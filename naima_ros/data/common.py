@@ -163,7 +163,7 @@ def read_depth_png(path: str | os.PathLike, *, bits: int) -> np.ndarray:
 
 def clip_depth(depth_m: np.ndarray, clip: tuple[float, float], *,
                fill_holes: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Apply a dataset's depth range as the reference preparation does (SPEC.md 3.1).
+    """Apply a dataset's depth range as the reference preparation does (docs/model.md §3.1).
 
     The mask marks lo <= d <= hi on the unclipped depth; the depth is clipped to [lo, hi]; min and
     max are those of the clipped image (every pixel, as the reference does; holes clip to ``lo``).

@@ -1,6 +1,6 @@
 """Middlebury (30) and Lu (6) benchmark test sets: 8-bit PNG pairs read as the reference reads them.
 
-SPEC.md 3.3 (``BenchmarkSRImplicitDownSampled``): every file whose name contains ``output_color``
+docs/model.md §3.3 (``BenchmarkSRImplicitDownSampled``): every file whose name contains ``output_color``
 (RGB) or ``output_depth`` (GT), sorted; we also accept the widely shared ``ouput_color`` spelling
 of the Lu set. Depth is single-channel 8-bit, RMSE is reported in these 0-255 units, and the
 depth is normalised by /255 (``minmax = (0, 255)``), not min-max. Modcrop to a multiple of s is

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated scales for the baselines (default: the checkpoints' scales, or "
                              "4,8,16 without checkpoints); every checkpoint's scale must be among them")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
-                        help="deployed (default: as the node runs), reference (SPEC.md 4, the paper's tables), "
+                        help="deployed (default: as the node runs), reference (docs/model.md §4, the paper's tables), "
                              "corrected or anchors (README, no shave)")
     parser.add_argument("--shave", type=_positive_int, default=None, metavar="PX",
                         help="border pixels left out of the RMSE (default: the protocol's: 6, anchors 0)")

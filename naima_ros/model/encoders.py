@@ -66,7 +66,7 @@ def load_dinov2_weights(backbone: nn.Module, path: str | Path, keep_pos_embed: b
 
     Args:
         keep_pos_embed: keep the backbone's own (random) position table, as the reference code does
-            (SPEC.md 1.1); otherwise the pretrained table replaces it (the project's default).
+            (docs/model.md §1.1); otherwise the pretrained table replaces it (the project's default).
     """
     sd = backbone_state_from_file(path)
     own = backbone.state_dict()
@@ -154,7 +154,7 @@ def warn_random_encoder(name: str, stacklevel: int = 3) -> None:
 
 
 # --------------------------------------------------------------------------------- seeded random ViT
-# The splitmix64 rule (also the PARITY.md fixture rule).
+# The splitmix64 rule (also the parity fixtures' fill rule, docs/model.md §8).
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

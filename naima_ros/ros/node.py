@@ -125,8 +125,8 @@ def main(args=None, node_class=None) -> int:
     try:
         node = (node_class or NaimaNode)()
         # one executor thread: the callbacks only store messages (the worker thread serves);
-        # a MultiThreadedExecutor's hand-offs took 4x its CPU at 30 Hz (README "Serving at
-        # camera rate"), CPU and GIL time the forward pass needs
+        # a MultiThreadedExecutor's hand-offs took 4x its CPU at 30 Hz (docs/performance.md,
+        # "Serving at camera rate"), CPU and GIL time the forward pass needs
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
