@@ -20,7 +20,7 @@ What happens between the sensor arrays and a method, and back:
 4. Robust normalisation from the grid's valid values: d_n = (d - p1) / (p99 - p1), the 1st and 99th
    percentiles (``NORMALISATION_PERCENTILES``), so a few flying pixels or outliers do not squash the
    scene into a sliver of the network's range as the min/max of earlier versions did; the output is
-   de-normalised with the same two numbers (a deployed node has no ground truth).
+   de-normalised with the same two numbers (a deployed node has no ground truth, docs/model.md §7).
 5. Hole filling before the method: every invalid grid pixel takes the normalised value of its
    nearest valid pixel (exact Euclidean nearest, scipy's distance transform), so holes do not create
    artificial depth edges; networks that take a validity input also see where the holes were.
