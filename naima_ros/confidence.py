@@ -30,7 +30,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "FEATURES", "HOLE_CONFIDENCE_MAX", "TOLERANCE", "Calibration", "Prediction",
-           "calibration_for", "check_min_confidence", "confidence_features", "finish_prediction", "fit_calibration", "within_tolerance"]
+           "calibration_for", "check_min_confidence", "confidence_features", "finish_prediction", "fit_calibration",
+           "within_tolerance"]
 
 FEATURES = ("hole", "distance", "spread", "departure", "depth")
 TOLERANCE = (0.02, 0.02)  # a pixel is right when |error| <= 0.02 m + 0.02 x depth
@@ -98,11 +99,9 @@ def _grid_to_output(grid_values: np.ndarray, frame) -> np.ndarray:
     return support_mask(grid_values, frame.grid.rgb_hw)  # nearest cell under each output pixel
 
 
-def confidence_features(frame, depth: np.ndarray) -> np.ndarray:
-    """(len(FEATURES), H, W) float32 features of a dense prediction (metres) on a prepared frame."""
+def _grid_features(frame) -> np.ndarray:
+    """(3, h, w) float32: hole, distance, spread on the method's grid (``FEATURES[:3]``)."""
     from scipy import ndimage
-
-    from naima_ros.resample import upsample_bicubic
 
     valid = frame.valid
     distance = ndimage.distance_transform_edt(~valid) if not valid.all() else np.zeros(valid.shape)
@@ -112,16 +111,24 @@ def confidence_features(frame, depth: np.ndarray) -> np.ndarray:
     filled_m = frame.depth_norm.astype(np.float64) * frame.span + frame.depth_min
     with np.errstate(invalid="ignore"):
         spread = np.where(np.isfinite(high - low), (high - low) / np.maximum(filled_m, 1e-3), 0.0)
+    return np.stack([~valid, np.log1p(distance), np.log(spread + 1e-3)]).astype(np.float32)
+
+
+def _output_features(frame, depth: np.ndarray) -> np.ndarray:
+    """(2, H, W) float32: departure and depth at the output's size (``FEATURES[3:]``)."""
+    from naima_ros.resample import upsample_bicubic
+
+    filled_m = frame.depth_norm.astype(np.float64) * frame.span + frame.depth_min
     interpolated = upsample_bicubic(filled_m, frame.grid.rgb_hw)
     depth_safe = np.maximum(np.nan_to_num(depth, nan=1.0), 1e-3)
     departure = np.abs(depth_safe - interpolated) / depth_safe
-    grid_features = np.stack([~valid, np.log1p(distance), np.log(spread + 1e-3)]).astype(np.float32)
-    out = np.empty((len(FEATURES),) + tuple(frame.grid.rgb_hw), np.float32)
-    for i, f in enumerate(grid_features):
-        out[i] = _grid_to_output(f, frame)
-    out[3] = np.log(departure + 1e-3)
-    out[4] = np.log(depth_safe)
-    return out
+    return np.stack([np.log(departure + 1e-3), np.log(depth_safe)]).astype(np.float32)
+
+
+def confidence_features(frame, depth: np.ndarray) -> np.ndarray:
+    """(len(FEATURES), H, W) float32 features of a dense prediction (metres) on a prepared frame."""
+    grid = [_grid_to_output(f, frame) for f in _grid_features(frame)]
+    return np.concatenate([np.stack(grid), _output_features(frame, depth)])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -137,10 +144,11 @@ def finish_prediction(frame, depth: np.ndarray, calibration: Calibration, min_co
         calibration: The method's coefficients.
         min_confidence: Publish a pixel without a valid cell only from this confidence on.
     """
-    features = confidence_features(frame, depth)
-    logit = np.full(depth.shape, calibration.bias, np.float32)
-    for weight, feature in zip(calibration.weights, features):
-        logit += np.float32(weight) * feature
+    weights = np.asarray(calibration.weights, np.float32)
+    # The logit is linear in the features: the grid's part is summed on the grid and expanded once.
+    grid_logit = np.tensordot(weights[:3], _grid_features(frame), axes=1) + np.float32(calibration.bias)
+    departure, log_depth = _output_features(frame, depth)
+    logit = _grid_to_output(grid_logit.astype(np.float32), frame) + weights[3] * departure + weights[4] * log_depth
     confidence = _sigmoid(logit).astype(np.float32)
     support = frame.support
     confidence = np.where(support, confidence, np.minimum(confidence, HOLE_CONFIDENCE_MAX))

@@ -21,7 +21,6 @@ Hole-aware resampling (``naima_ros.frames`` uses both to serve any depth size):
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 from PIL import Image

@@ -18,8 +18,8 @@ def test_fit_recovers_a_known_logistic_model():
     p = 1 / (1 + np.exp(-(x @ true_w + true_b)))
     y = rng.random(len(p)) < p
     fitted = fit_calibration(x, y, "test", l2=0.0)
-    spread = np.array([0.5, 1.0, 2.0, 1.5, 0.3])
-    assert np.all(np.abs(np.array(fitted.weights) - true_w) < 0.06 / spread)  # a weight is as sure as its feature varies
+    spread = np.array([0.5, 1.0, 2.0, 1.5, 0.3])  # a weight is as sure as its feature varies
+    assert np.all(np.abs(np.array(fitted.weights) - true_w) < 0.06 / spread)
     assert fitted.bias == pytest.approx(true_b, abs=0.15)
     again = Calibration.from_dict(json.loads(json.dumps(fitted.to_dict())))
     assert again == fitted

@@ -65,12 +65,20 @@ def calibration_samples(predictor, frames, scale: int) -> tuple[np.ndarray, np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def measured_confidence_percentile(calibration: Calibration, features: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of the confidence of measured pixels (feature ``hole`` 0) under ``calibration``."""
+    measured = features[features[:, 0] == 0]
+    logit = measured @ np.asarray(calibration.weights) + calibration.bias
+    return float(np.percentile(1.0 / (1.0 + np.exp(-logit)), q))
+
+
 def fit_for(predictor, frames, scale: int, label: str) -> Calibration:
     x, y = calibration_samples(predictor, frames, scale)
     calibration = fit_calibration(x, y, fitted_on=f"{label}: {len(frames)} rgbdd360 frames (real scenes held out), "
                                                   f"one simulated ToF each, {len(y)} pixels")
     print(f"{label}: {y.mean():.1%} of {len(y)} pixels within tolerance; weights "
-          f"{', '.join(f'{w:.3f}' for w in calibration.weights)}, bias {calibration.bias:.3f}", file=sys.stderr)
+          f"{', '.join(f'{w:.3f}' for w in calibration.weights)}, bias {calibration.bias:.3f}; measured pixels' "
+          f"confidence, 10th percentile: {measured_confidence_percentile(calibration, x, 10):.3f}", file=sys.stderr)
     return calibration
 
 

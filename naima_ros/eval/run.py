@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated scales for the baselines (default: the checkpoints' scales, or "
                              "4,8,16 without checkpoints); every checkpoint's scale must be among them")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
-                        help="deployed (default: as the node runs), sensor (simulated and real ToF input, metres), "
-                             "reference (docs/model.md §4, the paper's tables), corrected or anchors (README, no shave)")
+                        help="deployed (default: as the node runs), sensor (simulated and real ToF input, "
+                             "metres), reference (docs/model.md §4, the paper's tables), corrected or anchors "
+                             "(README, no shave)")
     parser.add_argument("--draws", type=_positive_int, default=2,
                         help="sensor protocol: sensors drawn per image (default 2)")
     parser.add_argument("--conditions", type=lambda t: _parse_csv_list(t, SENSOR_CONDITIONS, "condition"),
