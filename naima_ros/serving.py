@@ -428,14 +428,15 @@ class FrameServer:
                        f"{info_size[1]} image (size, roi, binning) but depth is {w}x{h}")
         out_w, out_h = rgb_size[0] // scale, rgb_size[1] // scale
         try:
-            k_depth = output_intrinsics(depth_info.k, depth_info.p, depth_info.width,
+            # both cameras through P, Tx/Ty included (depth_image_proc's register)
+            p_depth = output_intrinsics(depth_info.k, depth_info.p, depth_info.width,
                                         depth_info.height, w, h,
                                         binning_x=depth_info.binning_x,
-                                        binning_y=depth_info.binning_y, roi=_roi(depth_info)).k
-            k_rgb = output_intrinsics(info.k, info.p, info.width, info.height, out_w, out_h,
+                                        binning_y=depth_info.binning_y, roi=_roi(depth_info)).p
+            p_rgb = output_intrinsics(info.k, info.p, info.width, info.height, out_w, out_h,
                                       binning_x=info.binning_x, binning_y=info.binning_y,
-                                      roi=_roi(info)).k
-            registered, _ = register_depth(depth_m, k_depth, k_rgb, (out_w, out_h),
+                                      roi=_roi(info)).p
+            registered, _ = register_depth(depth_m, p_depth, p_rgb, (out_w, out_h),
                                            config.depth_to_rgb_translation,
                                            config.depth_to_rgb_rotation)
         except ValueError as exc:
@@ -487,6 +488,7 @@ class FrameServer:
 
         points = None
         if config.publish_points:
+            # P's fx, fy, cx, cy: the cloud depth_image_proc makes from the published outputs
             points = depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy,
                                      rgb=rgb if config.points_rgb else None,
                                      stride=config.points_stride)
