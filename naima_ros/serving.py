@@ -415,9 +415,10 @@ class FrameServer:
         return rgb, camera_info, intr
 
     @staticmethod
-    def _register(depth_m: np.ndarray, rgb_size: tuple[int, int], scale: int, info, depth_info,
-                  config: ServeConfig):
-        """The depth reprojected onto the RGB camera's grid at LR resolution."""
+    def register(depth_m: np.ndarray, rgb_size: tuple[int, int], scale: int, info, depth_info,
+                 config: ServeConfig) -> np.ndarray:
+        """The depth reprojected onto the RGB camera's grid at LR resolution (also what
+        `naima-bag eval` gives its baselines); raises Drop as `serve` does."""
         if depth_info is None:
             raise Drop("missing_camera_info", "no depth CameraInfo received yet "
                        "(register_depth needs depth/camera_info)")
@@ -467,7 +468,7 @@ class FrameServer:
         self.last_sizes_at = time.monotonic()
         s = int(predictor.scale)
         if config.register_depth:
-            depth_m = self._register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
+            depth_m = self.register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
                                      config)
         rgb, camera_info, intr = self._fit_sizes(rgb, depth_m, s, info, config)
 

@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
     _add_transports(p, d)
     _add_output(p)
-    _add_topics(p, all_roles[:3] + all_roles[4:7])
+    _add_registration(p, d)
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "out_image", "out_info",
+                    "out_points"])
 
     p = sub.add_parser("replay", parents=[common],
                        help="start the node, play a bag to it over DDS, record it")
@@ -177,8 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", default="bicubic,guided_filter", type=_baselines,
                    help="comma-separated baseline predictors scored beside the node's output "
                    "(bicubic, guided_filter, jbu; default bicubic,guided_filter; none)")
+    p.add_argument("--scale", type=int, help="the node's scale (default: ground-truth width / "
+                   "depth width; set it with --register-depth)")
     _add_transports(p, d)
-    _add_topics(p, ["rgb", "depth", "gt", "out_image", "diagnostics"])
+    _add_registration(p, d)
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "gt", "out_image", "diagnostics"])
     return parser
 
 
@@ -213,7 +218,7 @@ def _run(args) -> int:
                          resize_rgb_to_multiple=args.resize_rgb_to_multiple,
                          max_input_pixels=args.max_input_pixels, slop=args.slop,
                          exact_sync=args.exact_sync, rgb_transport=args.rgb_transport,
-                         depth_transport=args.depth_transport)
+                         depth_transport=args.depth_transport, **_registration(args))
     reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
     if reason:
         raise BagError(reason)
@@ -241,6 +246,31 @@ def _replay(args) -> int:
     return 0
 
 
+def _add_registration(p, d) -> None:
+    """An unregistered depth camera, registered as the node's register_depth does."""
+    g = p.add_argument_group("registration (the node's register_depth)")
+    g.add_argument("--register-depth", action="store_true",
+                   help="reproject the depth onto the RGB camera's grid with the depth "
+                   "CameraInfo (--depth-info-topic) and the extrinsics below")
+    g.add_argument("--depth-to-rgb-translation", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   default=d["depth_to_rgb_translation"],
+                   help="t of p_rgb = R p_depth + t, metres (tf2_echo <rgb frame> <depth frame>)")
+    g.add_argument("--depth-to-rgb-rotation", type=float, nargs=4, metavar=("X", "Y", "Z", "W"),
+                   default=d["depth_to_rgb_rotation"], help="R as a quaternion x y z w")
+
+
+def _registration(args) -> dict:
+    """The registration fields of a ServeConfig from the options, checked as the node's."""
+    from naima_ros.serving import check_parameters
+
+    values = {"depth_to_rgb_translation": tuple(args.depth_to_rgb_translation),
+              "depth_to_rgb_rotation": tuple(args.depth_to_rgb_rotation)}
+    reason = check_parameters(values, {"min_depth": 0.0, "max_depth": 1.0})
+    if reason:
+        raise BagError(reason)
+    return {"register_depth": args.register_depth, **values}
+
+
 def _add_transports(p, d) -> None:
     """Input transports as the node subscribes them (image_transport naming)."""
     p.add_argument("--rgb-transport", choices=("raw", "compressed"), default=d["rgb_transport"],
@@ -253,11 +283,13 @@ def _add_transports(p, d) -> None:
 def _eval(args) -> int:
     from naima_ros.bags.evaluate import evaluate_bag
     from naima_ros.bags.report import write_report
+    from naima_ros.serving import ServeConfig
 
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
                       baselines=args.baselines, progress=not args.no_progress,
-                      rgb_transport=args.rgb_transport, depth_transport=args.depth_transport)
+                      rgb_transport=args.rgb_transport, depth_transport=args.depth_transport,
+                      registration=ServeConfig(**_registration(args)), scale=args.scale)
     print(ev.table())
     print(f"report: {write_report(ev, args.report)}")
     return 0
