@@ -228,3 +228,98 @@ def test_replay_compressed_inputs(tmp_path, capsys):
     assert all((m.width, m.height) == (W, H) for m in got[T.out_image])
     log = (tmp_path / "out.node.log").read_text()
     assert f"in: {rgb_topic}, {depth_topic}" in log
+
+
+def test_replay_of_a_ros1_bag_registers_keeps_the_recorded_qos_and_publishes_clock(tmp_path,
+                                                                                   capsys):
+    """A ROS 1 bag with an unregistered ToF and a latched depth CameraInfo, replayed to the node
+    (registering) while another process watches: the latched topic is offered transient-local
+    (a late joiner still gets it), the rest reliable + volatile, and /clock runs on the bag's
+    log times from the first message to the last."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ros1_bag import TOPICS, write_ros1_bag
+
+    bag = tmp_path / "rgbd.bag"
+    write_ros1_bag(bag)
+    with BagReader(bag) as reader:
+        logs = {topic: log for topic, log, _ in reader.messages()}  # the last per topic
+        first_log = min(log for _, log, _ in reader.messages())
+        (info_log, info), = [(log, m) for t, log, m in reader.messages([TOPICS["depth_info"]])]
+    last_log = max(logs.values())
+    probe_out = tmp_path / "probe.json"
+    probe = subprocess.Popen([sys.executable, str(Path(__file__).with_name("replay_probe.py")),
+                              str(probe_out), TOPICS["depth_info"], str(info_log),
+                              TOPICS["rgb"]])
+    try:
+        out = tmp_path / "out"
+        rc = main(["--no-progress", "replay", str(bag), str(out), "--method", "bicubic",
+                   "--scale", "8", "--rate", "0.5", "--settle", "2", "--no-points",
+                   "--param", "register_depth:=true",
+                   "--param", "depth_to_rgb_translation:=[0.05,0.0,0.0]",
+                   "--rgb-topic", TOPICS["rgb"], "--rgb-info-topic", TOPICS["rgb_info"],
+                   "--depth-topic", TOPICS["depth"], "--depth-info-topic", TOPICS["depth_info"],
+                   "--gt-topic", TOPICS["gt"]])
+        printed = capsys.readouterr()
+        assert rc == 0, printed.err
+        probe.wait(timeout=120)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+    seen = json.loads(probe_out.read_text())
+    assert seen["qos"][TOPICS["depth_info"]] == {"durability": "TRANSIENT_LOCAL",
+                                                 "reliability": "RELIABLE"}
+    assert seen["qos"][TOPICS["rgb"]] == {"durability": "VOLATILE", "reliability": "RELIABLE"}
+    stamp = info.header.stamp.sec * 10**9 + info.header.stamp.nanosec
+    assert seen["latched"] == [stamp]  # joined after it was published, and got it
+    clock = seen["clock_ns"]
+    assert clock == sorted(clock) and clock[0] == first_log and clock[-1] == last_log
+    assert len(set(clock)) > len(logs)  # the time between messages runs too
+    got = {}
+    with BagReader(out) as reader:
+        for topic, _, msg in reader.messages():
+            got.setdefault(topic, []).append(msg)
+    assert len(got[T.out_image]) == 3  # every pair registered and served
+    assert all((m.width, m.height) == (64, 48) for m in got[T.out_image])
+    assert "is replayed reliable, transient local, keep last 1, as recorded" in printed.err
+
+
+def test_playback_qos_follows_the_recorded_offers(tmp_path):
+    """rosbag2 offered_qos_profiles (all must agree to offer the stronger policy), ROS 1 latching,
+    /tf_static transient-local by default, bags that recorded nothing."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+    from rosbags.rosbag2 import Writer
+
+    from naima_ros.bags.io import TYPESTORE
+    from naima_ros.bags.qos import DEFAULT_DEPTH, PlaybackQos, playback_qos
+
+    never = QosTime(0, 0)
+
+    def offer(reliable, latched):
+        return Qos(QosHistory.KEEP_LAST, 1,
+                   QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+                   QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+                   never, never, QosLiveliness.AUTOMATIC, never, False)
+
+    path = tmp_path / "qos"
+    recorded = {"/latched": [offer(True, True)], "/sensor": [offer(False, False)],
+                "/mixed": [offer(True, True), offer(True, False)], "/tf_static": [],
+                "/plain": []}
+    with Writer(path, version=8) as w:
+        for topic, offers in recorded.items():
+            conn = w.add_connection(topic, "std_msgs/msg/String", typestore=TYPESTORE,
+                                    offered_qos_profiles=offers)
+            for k in range(3):
+                w.write(conn, k, TYPESTORE.serialize_cdr(
+                    TYPESTORE.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+    with BagReader(path) as reader:
+        got = {c.topic: playback_qos(c) for c in reader.connections}
+    assert got == {"/latched": PlaybackQos(True, True, 3),
+                   "/sensor": PlaybackQos(False, False, DEFAULT_DEPTH),
+                   "/mixed": PlaybackQos(True, False, DEFAULT_DEPTH),
+                   "/tf_static": PlaybackQos(True, True, 3),
+                   "/plain": PlaybackQos(True, False, DEFAULT_DEPTH)}

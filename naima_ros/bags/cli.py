@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=3.0,
                    help="stop once no output arrived for this long after the end (s)")
     p.add_argument("--no-points", action="store_true", help="do not record the point cloud")
+    p.add_argument("--no-clock", action="store_true",
+                   help="do not publish the bag's time on /clock (default: publish it, as "
+                   "`ros2 bag play --clock`)")
     _add_output(p)
     _add_topics(p, all_roles)
 
@@ -240,7 +243,7 @@ def _replay(args) -> int:
                          params_file=args.params_file, start_node=not args.no_node,
                          node_name=args.node_name, startup_timeout=args.startup_timeout,
                          settle_s=args.settle, record_points=not args.no_points,
-                         storage=args.storage, overwrite=args.overwrite,
+                         storage=args.storage, overwrite=args.overwrite, clock=not args.no_clock,
                          progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
     print(f"wrote {args.output}: {summary.line()}")
     return 0
