@@ -22,7 +22,8 @@ from naima_ros.bags.io import STORAGES, BagError, Topics
 __all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 2
-DESCRIPTION = "Make, run, replay and evaluate rosbag2 recordings for the NAIMA depth node."
+DESCRIPTION = ("Make, run, replay and evaluate recordings for the NAIMA depth node: rosbag2 "
+               "(folder, .mcap, .db3) or ROS 1 .bag in, rosbag2 out.")
 
 
 def _size(text: str) -> tuple[int, int]:
