@@ -1,9 +1,15 @@
-"""`naima-bag`: make, run, replay and evaluate rosbag2 recordings for the depth node.
+"""`naima-bag`: make, run, replay and evaluate recordings for the depth node (rosbag2 or ROS 1
+.bag in, rosbag2 out).
 
   naima-bag make OUTPUT_BAG --source procedural:60 --source motorcycle [--tof-holes --tof-noise]
   naima-bag run INPUT_BAG OUTPUT_BAG [--checkpoint FILE]        offline, no DDS
   naima-bag replay INPUT_BAG OUTPUT_BAG [--rate 0.5]             online, over DDS, starts the node
   naima-bag eval OUTPUT_BAG --report DIR                         table + markdown + PNGs
+
+An unregistered depth camera is registered as the node does (`--register-depth` with
+`--depth-info-topic` and `--depth-to-rgb-translation/-rotation` for run and eval; `--param
+register_depth:=true` for replay, which also publishes the bag's time on /clock and each topic with
+the QoS its recording offered).
 
 Every topic is renameable (`--rgb-topic`, `--depth-topic`, `--gt-topic`, ...). Errors (a missing
 topic, an unknown encoding, a truncated bag, an existing output) are one line naming the topic or
