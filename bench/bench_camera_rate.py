@@ -18,9 +18,9 @@ stacks next to the JSON and a summary (per thread: busy share, top frames) into 
 Usage:
   .venv/bin/python bench/bench_camera_rate.py --rates 15,30,60 --sizes 640x480,1280x720
   .venv/bin/python bench/bench_camera_rate.py --method bicubic --rates 30     # cloud on (default)
-  .venv/bin/python bench/bench_camera_rate.py --rates 30 --pyspy 20 --tag before
+  .venv/bin/python bench/bench_camera_rate.py --rates 30 --pyspy 20 --tag executor_before
   add `-p NAME:=VALUE` style node parameters with --node-param NAME:=VALUE (repeatable).
-Writes bench/results/camera_rate_<tag>_<date>.json;
+Writes bench/results/camera_rate_<date>_<tag>.json (and camera_rate_<date>_<tag>_pyspy_*.txt);
   .venv/bin/python bench/bench_camera_rate.py show bench/results/camera_rate_*.json
 prints the runs and their profiles (per thread: busy share, top frames).
 """
@@ -48,7 +48,7 @@ PROFILE = REPO / "config" / "fastdds_large_data.xml"
 OUTPUTS = ("depth_registered/image_rect", "depth_registered/points")
 START_TIMEOUT_S = 300.0
 PYSPY_RATE = 100  # samples per second
-DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.serving.PARAMETERS)
+DEFAULT_TORCH_THREADS = 0  # the node parameter's default (naima_ros.contract.PARAMETERS)
 
 
 # ---------------------------------------------------------------- camera process
@@ -110,7 +110,7 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
 
     from naima_ros import runtime
     from naima_ros.model_slot import ModelSlot, ModelSpec
-    from naima_ros.serving import DEFAULTS
+    from naima_ros.contract import DEFAULTS
 
     assert DEFAULTS["torch_threads"] == DEFAULT_TORCH_THREADS
     tuning = runtime.tune_process(threads)
@@ -128,7 +128,7 @@ def model_alone(width: int, height: int, method: str, checkpoint: str, runs: int
 
     # as the node: warmed up on the main thread, served from another one (with libgomp's default
     # spin-waiting the thread that first ran torch was 17x slower; naima_ros/__init__.py now
-    # makes OMP_WAIT_POLICY PASSIVE, README "Serving at camera rate")
+    # makes OMP_WAIT_POLICY PASSIVE, docs/performance.md, "Serving at camera rate")
     worker = threading.Thread(target=serve, name="model_alone")
     worker.start()
     worker.join()
@@ -207,6 +207,11 @@ def time_model(env, me, width, height, args) -> float:
     return result["model_s"]
 
 
+def results_stem(tag: str) -> str:
+    """`camera_rate_<date>_<tag>`: the name of a run's files in bench/results (its README)."""
+    return f"camera_rate_{datetime.date.today().isoformat()}_{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}"
+
+
 def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp: Path,
              tag: str) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -237,7 +242,7 @@ def run_once(width: int, height: int, rate_hz: float, args, domain_id: int, tmp:
         load_start = os.getloadavg()[0]
         if args.pyspy:
             time.sleep(min(5.0, args.duration / 4))
-            raw = Path(args.out) / f"pyspy_{tag}_{width}x{height}_{rate_hz:g}hz.txt"
+            raw = Path(args.out) / f"{results_stem(tag)}_pyspy_{width}x{height}_{rate_hz:g}hz.txt"
             spy = pyspy(node.proc.pid, args.pyspy, raw)
         camera_out = json.loads(cam.wait_for('"sent"', START_TIMEOUT_S + args.duration * 3))
         # cores each process used while the camera ran (the camera's start-up included)
@@ -340,7 +345,8 @@ def main() -> None:
                         help="glibc malloc of the subscriber: stock, or the node's settings (naima_ros.runtime; "
                              "each 9.8 MB cloud it takes is a fresh, page-faulted block otherwise)")
     parser.add_argument("--pyspy", type=float, default=0.0, help="py-spy seconds (0: off)")
-    parser.add_argument("--tag", default="run", help="name of the results file")
+    parser.add_argument("--tag", default="run", help="what the run is, in the results file's name "
+                        "(bench/results/README.md: camera_rate_<date>_<tag>.json)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
     if args.method != "naima":
@@ -357,8 +363,7 @@ def main() -> None:
             run = run_once(width, height, float(rate), args, domain, tmp, args.tag)
             runs.append(run)
             print(describe(run), flush=True)
-    safe_tag = re.sub(r"[^A-Za-z0-9_.-]", "_", args.tag)
-    out = Path(args.out) / f"camera_rate_{safe_tag}_{datetime.date.today().isoformat()}.json"
+    out = Path(args.out) / f"{results_stem(args.tag)}.json"
     out.write_text(json.dumps({"command": " ".join(sys.argv), "cpu_count": os.cpu_count(),
                                "runs": runs}, indent=1))
     print(f"wrote {out}")

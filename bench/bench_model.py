@@ -39,6 +39,8 @@ import time
 import warnings
 from pathlib import Path
 
+from naima_ros.options import SCALES
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 # Raised thresholds: big tensors come from (and go back to) the heap instead of fresh mmap/munmap
@@ -213,7 +215,8 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", default="4,8,16", help="scales of the light presets (default 4,8,16)")
+    all_scales = ",".join(map(str, SCALES))
+    parser.add_argument("--scales", default=all_scales, help=f"scales of the light presets (default {all_scales})")
     parser.add_argument("--presets", default="light", help="comma-separated light presets (light, light_guided)")
     parser.add_argument("--big", action="store_true", help="also naima and reference at x8 (slow)")
     parser.add_argument("--checkpoints", default="", help="comma-separated .safetensors files, timed as loaded "
@@ -238,8 +241,8 @@ def main(argv=None) -> int:
     scales = [int(s) for s in args.scales.split(",")]
     precisions = [p for p in args.precisions.split(",") if p]
     allocators = [a for a in args.allocators.split(",") if a]
-    if not (set(precisions) <= set(PRECISIONS) and set(allocators) <= set(ALLOCATORS) and set(scales) <= {4, 8, 16}):
-        parser.error(f"precisions from {PRECISIONS}, allocators from {ALLOCATORS}, scales from 4,8,16")
+    if not (set(precisions) <= set(PRECISIONS) and set(allocators) <= set(ALLOCATORS) and set(scales) <= set(SCALES)):
+        parser.error(f"precisions from {PRECISIONS}, allocators from {ALLOCATORS}, scales from {all_scales}")
     height, width = (int(v) for v in args.size.lower().split("x"))
     presets = [p for p in args.presets.split(",") if p]
     checkpoints = [c for c in args.checkpoints.split(",") if c]

@@ -5,7 +5,7 @@ default; `--method naima --checkpoint PATH` soaks the network) and bench_deliver
 bgr8 W x H + depth 16UC1 W/8 x H/8 + CameraInfo at 15 Hz, SensorDataQoS). The node's VmRSS is
 read from /proc every `--sample` seconds. Reported: RSS at the end of the warm-up, at the end,
 the peak, the growth after warm-up in % (issue 10's goal: <= 5 %), the camera pairs sent.
-Writes bench/results/soak_<date>.json.
+Writes bench/results/soak_<date>_<method>.json.
 
 Usage: .venv/bin/python bench/bench_soak.py [--duration 600] [--warmup 60] [--size 640x480]
        [--method bicubic | --method naima --checkpoint PATH]
@@ -91,7 +91,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=1))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"soak_{datetime.date.today().isoformat()}.json"
+    path = out / f"soak_{datetime.date.today().isoformat()}_{args.method}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from naima_ros.options import SCALES
 from naima_ros.resources import SHIPPED_CHECKPOINTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.device("cuda")
         sizes = {"ref": (448, 672), "light": (480, 640)}
         runs, warmup, steps, frames, presets, scales = 20, 5, 20, 100, ("light", "light_guided", "reference"), \
-            (4, 8, 16)
+            SCALES
     torch.manual_seed(0)
     t0 = time.time()
     report = {"tool": "bench/gpu_check.py", "smoke": args.smoke,

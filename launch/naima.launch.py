@@ -2,10 +2,11 @@
 
 Arguments: params_file (default: the installed config/naima.yaml), namespace, node_name, scale and
 checkpoint (empty: keep the params file's), use_sim_time, the topic remaps rgb_topic,
-rgb_info_topic, depth_topic and output_prefix (the node's depth_registered/* outputs), and
-fastdds_profile: the node's FASTDDS_DEFAULT_PROFILES_FILE (empty: the user's, if set, else the
-installed config/fastdds_large_data.xml; `none`: leave the environment alone). Subscribers in other
-processes need the same profile (README, "Large messages over DDS").
+rgb_info_topic, depth_topic (the `launch_argument`s of `naima_ros.contract.TOPICS`) and
+output_prefix (replaces depth_registered/ in the node's outputs), and fastdds_profile: the node's
+FASTDDS_DEFAULT_PROFILES_FILE (empty: the user's, if set, else the installed
+config/fastdds_large_data.xml; `none`: leave the environment alone). Subscribers in other
+processes need the same profile (docs/robot.md, "Large messages over DDS").
 
 Without the launch system the same node runs as
 `naima_node --ros-args --params-file config/naima.yaml -r rgb/image_rect_color:=/camera/color/...`.
@@ -17,6 +18,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from naima_ros.contract import OUTPUT_NAMESPACE, TOPICS, parameter
 
 PACKAGE = "naima_ros"
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -64,19 +67,21 @@ def shipped_profile() -> str | None:
     return path if os.path.isfile(path) else None
 
 
+# the contract's topics with a remap argument of their own, and the outputs output_prefix moves
+REMAPPED = [t for t in TOPICS.values() if t.launch_argument]
+PREFIXED = [t for t in TOPICS.values() if t.name.startswith(OUTPUT_NAMESPACE + "/")]
+
 # (name, default, description); params_file's default is filled in at launch time
 ARGUMENTS = (
     ("params_file", None, "YAML parameter file of the node"),
     ("namespace", "", "namespace of the node and its relative topics"),
     ("node_name", "naima", "name of the node"),
-    ("scale", "", "super-resolution factor 4, 8 or 16 (empty: from params_file)"),
-    ("checkpoint", "", "NAIMA .safetensors checkpoint (empty: from params_file)"),
+    ("scale", "", f"{parameter('scale').description} (empty: from params_file)"),
+    ("checkpoint", "", f"{parameter('checkpoint').description} (empty: from params_file)"),
     ("use_sim_time", "false", "use /clock (true/false)"),
-    ("rgb_topic", "rgb/image_rect_color", "input colour image"),
-    ("rgb_info_topic", "rgb/camera_info", "input colour CameraInfo"),
-    ("depth_topic", "depth/image_rect", "input depth image, registered to the colour camera"),
-    ("output_prefix", "depth_registered", ("prefix of the image_rect, camera_info and points "
-                                           "outputs")),
+    *((t.launch_argument, t.name, f"{t.direction}: {t.description}") for t in REMAPPED),
+    ("output_prefix", OUTPUT_NAMESPACE, "prefix of the outputs "
+     + ", ".join(t.name[len(OUTPUT_NAMESPACE) + 1:] for t in PREFIXED)),
     ("fastdds_profile", "", ("FASTDDS_DEFAULT_PROFILES_FILE of the node (empty: the user's if "
                              "set, else the shipped large-data profile; none: leave the "
                              "environment alone)")),
@@ -92,14 +97,8 @@ def node_config(values: dict, environ: Mapping[str, str] | None = None,
     if values["checkpoint"].strip():
         overrides["checkpoint"] = values["checkpoint"].strip()
     prefix = values["output_prefix"].rstrip("/")
-    remappings = [
-        ("rgb/image_rect_color", values["rgb_topic"]),
-        ("rgb/camera_info", values["rgb_info_topic"]),
-        ("depth/image_rect", values["depth_topic"]),
-        ("depth_registered/image_rect", f"{prefix}/image_rect"),
-        ("depth_registered/camera_info", f"{prefix}/camera_info"),
-        ("depth_registered/points", f"{prefix}/points"),
-    ]
+    remappings = [(t.name, values[t.launch_argument]) for t in REMAPPED] + [
+        (t.name, prefix + t.name[len(OUTPUT_NAMESPACE):]) for t in PREFIXED]
     return {
         "package": PACKAGE,
         "executable": "naima_node",

@@ -14,10 +14,17 @@ A frozen random backbone (no DINOv2 file available) is not stored: its seed is, 
 including a pretrained backbone and the reference's random position table, is stored. Writes go
 to a temporary file first and are moved into place with ``os.replace``, so a kill at any moment
 leaves either the old or the new file.
+
+Every check of a checkpoint is here, in one order: the file and its metadata (``read_metadata``),
+the scale and preset the caller expects, then every tensor name and shape against the model the
+metadata builds (``_model_and_state``). ``check_checkpoint`` runs them without reading a weight
+(the model is built on torch's meta device; the node does this before it accepts a new
+``checkpoint`` or ``scale``), ``load_checkpoint`` runs the same ones on the real tensors, then loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -32,8 +39,9 @@ from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import encoder_metadata, use_seeded_backbone
 from naima_ros.model.naima import PRESETS, Naima, NaimaConfig, build_model, preset_config
 
-__all__ = ["CheckpointError", "atomic_write", "load_checkpoint", "read_metadata", "save_checkpoint",
-           "state_dict_mismatch", "use_seeded_backbone"]  # atomic_write, use_seeded_backbone: re-exported
+# atomic_write, use_seeded_backbone: re-exported
+__all__ = ["CheckpointError", "atomic_write", "check_checkpoint", "load_checkpoint", "read_metadata",
+           "save_checkpoint", "state_dict_mismatch", "use_seeded_backbone"]
 
 FORMAT = "naima_ros.checkpoint"
 VERSION = 1
@@ -115,9 +123,62 @@ def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
     return None
 
 
+def _expected_metadata(path: Path, expect_scale: int | None, expect_preset: str | None) -> dict:
+    """``read_metadata``, then the scale and preset the caller expects (None: any)."""
+    meta = read_metadata(path)
+    if expect_scale is not None and meta["scale"] != expect_scale:
+        raise CheckpointError(f"{path}: checkpoint is x{meta['scale']}, expected x{expect_scale}")
+    if expect_preset is not None and meta["preset"] != expect_preset:
+        raise CheckpointError(f"{path}: checkpoint preset is {meta['preset']!r}, expected {expect_preset!r}")
+    return meta
+
+
+def _model_and_state(path: Path, meta: dict, *, weights: bool) -> tuple[Naima, dict]:
+    """The model the metadata describes and the file's state dict, checked to load strictly.
+
+    Args:
+        weights: read the tensors and build a real model; False: only the header's names and shapes,
+            against a model on torch's meta device (no memory, no weight read).
+    """
+    try:
+        with contextlib.nullcontext() if weights else torch.device("meta"):
+            model = build_model(meta["preset"], meta["scale"], warn_untrained=False, **meta.get("overrides", {}))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: metadata describes an invalid model: {exc}") from exc
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) if weights else torch.empty(f.get_slice(k).get_shape(), device="meta")
+                     for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read tensors (truncated or corrupt?): {exc}") from exc
+    seed = meta.get("backbone", {}).get("seed")
+    if seed is not None:  # a frozen random backbone is not stored: it is regenerated from its seed
+        if weights:
+            use_seeded_backbone(model, int(seed))
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith("backbone.")})
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{path}: {problem} of a {meta['preset']} x{meta['scale']} model")
+    return model, state
+
+
+def check_checkpoint(path: str | Path, *, expect_scale: int | None = None,
+                     expect_preset: str | None = None) -> dict:
+    """Every check ``load_checkpoint`` makes, without reading a weight. Returns the metadata.
+
+    Raises:
+        CheckpointError: what is wrong (missing, corrupt, not ours, another scale or preset, tensors that
+            do not fit the model the metadata describes).
+    """
+    path = Path(path)
+    meta = _expected_metadata(path, expect_scale, expect_preset)
+    _model_and_state(path, meta, weights=False)
+    return meta
+
+
 def load_checkpoint(path: str | Path, *, expect_scale: int | None = None, expect_preset: str | None = None,
                     device: str | torch.device = "cpu") -> tuple[Naima, dict]:
-    """Build the model a checkpoint describes and load it strictly.
+    """Build the model a checkpoint describes and load it strictly (after ``check_checkpoint``'s checks).
 
     Args:
         expect_scale, expect_preset: if given, a checkpoint of another scale/preset is an error.
@@ -126,27 +187,9 @@ def load_checkpoint(path: str | Path, *, expect_scale: int | None = None, expect
         (model in eval mode on ``device``, metadata).
     """
     path = Path(path)
-    meta = read_metadata(path)
-    if expect_scale is not None and meta["scale"] != expect_scale:
-        raise CheckpointError(f"{path}: checkpoint is x{meta['scale']}, expected x{expect_scale}")
-    if expect_preset is not None and meta["preset"] != expect_preset:
-        raise CheckpointError(f"{path}: checkpoint preset is {meta['preset']!r}, expected {expect_preset!r}")
-    try:
-        model = build_model(meta["preset"], meta["scale"], warn_untrained=False, **meta.get("overrides", {}))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata describes an invalid model: {exc}") from exc
+    meta = _expected_metadata(path, expect_scale, expect_preset)
+    model, state = _model_and_state(path, meta, weights=True)
     seed = meta.get("backbone", {}).get("seed")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read tensors (truncated or corrupt?): {exc}") from exc
-    if seed is not None:
-        use_seeded_backbone(model, int(seed))
-        state.update({f"backbone.{k}": v for k, v in model.backbone.state_dict().items()})
-    problem = state_dict_mismatch(model, state)
-    if problem:
-        raise CheckpointError(f"{path}: {problem} of a {meta['preset']} x{meta['scale']} model")
     model.load_state_dict(state, strict=True)
     model.backbone_identity = meta.get("backbone", {}).get("identity", "unknown")
     model.backbone_seed = seed

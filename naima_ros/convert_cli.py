@@ -9,6 +9,7 @@ import sys
 from naima_ros.checkpoint import save_checkpoint, state_dict_mismatch
 from naima_ros.model.convert import from_reference_state_dict, read_weights
 from naima_ros.model.naima import build_model
+from naima_ros.options import SCALES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="naima-convert", description=main.__doc__)
     parser.add_argument("input", help="reference checkpoint (last.pth / epoch_N.pth), read with weights_only=True")
     parser.add_argument("output", help="output .safetensors (a .json sidecar is not needed: metadata is inside)")
-    parser.add_argument("--scale", type=int, required=True, choices=(4, 8, 16))
+    parser.add_argument("--scale", type=int, required=True, choices=SCALES)
     parser.add_argument("--dataset", default="nyuv2", help="training dataset tag stored in the metadata")
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ What happens between the sensor arrays and a method, and back:
 2. Validity (:func:`valid_depth_mask`): LR pixels that are 0, NaN, ±inf or outside
    [min_depth, max_depth] are invalid.
 3. Normalisation per frame from the LR's valid values: d_n = (d - min) / (max - min); the output
-   is de-normalised with the same two numbers (a deployed node has no HR ground truth, SPEC.md 7).
+   is de-normalised with the same two numbers (a deployed node has no HR ground truth, docs/model.md §7).
 4. Hole filling before the method: every invalid LR pixel takes the normalised value of its nearest
    valid LR pixel (exact Euclidean nearest, scipy's distance transform), so holes do not create
    artificial depth edges. After the method, HR pixels whose LR cell was invalid are NaN

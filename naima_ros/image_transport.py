@@ -23,8 +23,8 @@ The plugin's `rvl` variant is not supported (refused with a clear reason).
 
 Every decoder reads the image size from the file header and refuses it before decoding when it
 declares more than `max_input_pixels` (a decompression bomb costs nothing). Failures raise
-`Drop`, whose `reason` is a drop counter name of the node: `oversized`, `malformed_image` or
-`unsupported_encoding`.
+`naima_ros.drops.Drop`, whose `reason` is a drop counter name of the node: `oversized`,
+`malformed_image` or `unsupported_encoding`.
 """
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ import numpy as np
 from PIL import Image
 
 from naima_ros.depth_codec import MM_PER_M
+from naima_ros.drops import Drop
 
 __all__ = [
     "CompressedImagePayload",
-    "Drop",
     "decode_compressed_color",
     "decode_compressed_depth",
     "encode_compressed_color",
@@ -54,16 +54,6 @@ DEPTH_16U_ENCODINGS = ("16UC1", "mono16")
 # compressed_depth_image_transport publisher defaults (its `depth_max`, `depth_quantization` params)
 DEFAULT_DEPTH_MAX_M = 10.0
 DEFAULT_DEPTH_QUANTIZATION = 100.0
-
-
-class Drop(Exception):
-    """An input that is not served: `reason` (a key of `serving.DROP_REASONS`) is its counter name,
-    the message says what was wrong and what was expected. Its home is here, the lowest layer that
-    refuses inputs; serving raises it for everything else."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 class CompressedImagePayload(NamedTuple):

@@ -1,9 +1,9 @@
 """``naima-info``: parameter counts and true FLOPs per preset and scale, as JSON, beside Table 4.
 
-SPEC.md section 2. For every preset and scale this prints the trainable and frozen parameter
+docs/model.md §2. For every preset and scale this prints the trainable and frozen parameter
 counts and the FLOPs of one forward pass measured with ``torch.utils.flop_counter.FlopCounterMode``
 (2 FLOPs per multiply-accumulate, matmuls and attention included, FFTs not counted), next to the
-paper's Table 4 and the true-FLOP figures of SPEC.md 2.2.
+paper's Table 4 and the true-FLOP figures of docs/model.md §2.2.
 
 How the FLOPs are counted: the model is built and run on the ``meta`` device, so no weight is
 allocated and no arithmetic is done (the reference preset at 448² takes ~1-2 s instead of a
@@ -11,11 +11,11 @@ multi-GB, minute-long CPU forward). Measured on torch 2.13: on a real CPU tensor
 ``FlopCounterMode`` does not count the fused CPU attention kernel
 (``_scaled_dot_product_flash_attention_for_cpu``), so a CPU count misses every attention matmul; on
 ``meta`` the attention goes through a path the counter knows and is counted in full. The meta
-count of the reference preset reproduces SPEC.md's 3.080 / 3.050 / 2.948 TFLOPs.
+count of the reference preset reproduces docs/model.md's 3.080 / 3.050 / 2.948 TFLOPs.
 
 Table 4's "TFLOPs" (2.7222 / 5.0089 / 11.3744) are thop multiply-accumulates with ConvTranspose
 over-counted s² times and attention omitted; its "total params" (61.459 / 80.260 / 140.422 M) are
-thop's partial sums (SPEC.md 2.2). They are printed for comparison, not reproduced.
+thop's partial sums (docs/model.md §2.2). They are printed for comparison, not reproduced.
 
 Usage:
     naima-info                                  # all presets, x4/x8/x16, at 420²/448²/448²
@@ -40,15 +40,15 @@ from naima_ros.inference import network_size
 from naima_ros.model.naima import PRESETS, REFERENCE_IMG_SIZE, build_model, count_parameters
 from naima_ros.options import SCALES
 
-__all__ = ["TABLE4", "SPEC_TRUE_TFLOPS", "network_size", "count_flops", "describe", "main"]
+__all__ = ["TABLE4", "REFERENCE_TRUE_TFLOPS", "network_size", "count_flops", "describe", "main"]
 
-# The paper's Table 4 (reference model, NYU training sizes) and SPEC.md 2.2's true FLOPs, per scale.
+# The paper's Table 4 (reference model, NYU training sizes) and docs/model.md §2.2's true FLOPs, per scale.
 TABLE4 = {
     4: {"trainable": 40_967_861, "frozen": 21_876_480, "total_params_M_thop": 61.459, "tflops_thop_macs": 2.7222},
     8: {"trainable": 59_768_501, "frozen": 21_924_096, "total_params_M_thop": 80.260, "tflops_thop_macs": 5.0089},
     16: {"trainable": 119_930_549, "frozen": 21_924_096, "total_params_M_thop": 140.422, "tflops_thop_macs": 11.3744},
 }
-SPEC_TRUE_TFLOPS = {4: 3.080, 8: 3.050, 16: 2.948}  # FlopCounterMode at REFERENCE_IMG_SIZE
+REFERENCE_TRUE_TFLOPS = {4: 3.080, 8: 3.050, 16: 2.948}  # FlopCounterMode at REFERENCE_IMG_SIZE
 
 
 def _build(preset: str, scale: int, device: str, **overrides):
@@ -117,7 +117,7 @@ def describe(preset: str, scale: int, sizes: Sequence[tuple[int, int] | None], *
                    "tflops": round(counted["flops"] / 1e12, 4), "gmacs": round(counted["flops"] / 2e9, 3),
                    "count_seconds": counted["seconds"], "counted_on": device}
             if size is None and preset == "reference":
-                row["spec_true_tflops"] = SPEC_TRUE_TFLOPS[scale]
+                row["spec_true_tflops"] = REFERENCE_TRUE_TFLOPS[scale]
                 row["paper_table4_tflops_thop_macs"] = TABLE4[scale]["tflops_thop_macs"]
             if breakdown:
                 row["breakdown_tflops"] = {k: round(v / 1e12, 4) for k, v in counted["breakdown"].items()}
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--presets", type=lambda t: _parse_list(t, list(PRESETS), "preset"), default=list(PRESETS),
                         help=f"comma-separated presets (default: all: {','.join(PRESETS)})")
     parser.add_argument("--scales", type=lambda t: _parse_list(t, SCALES, "scale", int), default=list(SCALES),
-                        help="comma-separated scales (default: 4,8,16)")
+                        help="comma-separated scales (default: " + ",".join(map(str, SCALES)) + ")")
     parser.add_argument("--size", dest="sizes", type=_parse_size, action="append", metavar="HxW",
                         help="output size for the FLOP count, repeatable; 'train' = the reference training size "
                              "(420² at x4, 448² at x8/x16; the default). Sizes the model cannot take are padded up "
@@ -187,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"per MAC, batch 1, matmuls and attention included, FFT not counted"),
         "notes": ["paper_table4_reference_model: Table 4 of the paper (the published model at this scale). "
                   "Its tflops_thop_macs are thop multiply-accumulates (ConvTranspose counted s^2 too "
-                  "high, attention omitted); total_params_M_thop are thop's partial sums (SPEC.md 2.2).",
-                  "spec_true_tflops: SPEC.md 2.2, FlopCounterMode on the reference model at its training size."],
+                  "high, attention omitted); total_params_M_thop are thop's partial sums (docs/model.md §2.2).",
+                  "spec_true_tflops: docs/model.md §2.2, FlopCounterMode on the reference model at its training size."],
         "results": [],
     }
     try:

@@ -2,11 +2,11 @@
 failure. ROS-free (the node passes its logger and parameter revert as callbacks).
 
 A `ModelSpec` is what the parameters ask for (method, checkpoint, scale, device, precision).
-`check_spec` is the test run when a parameter is set, before the change is accepted: file
-present, metadata readable, scale matches, device exists, and every tensor name and shape in the
-safetensors header fits the model the metadata builds (built on torch's meta device: no weights
-are read, no memory is used). `ModelSlot.swap` loads and warms up the new
-predictor on a thread of its own, then replaces the served one with one reference assignment, so
+`check_spec` is the test run when a parameter is set, before the change is accepted: the checks
+the load makes, without reading a weight (`naima_ros.checkpoint.check_checkpoint`: file present,
+metadata readable, scale matches, every tensor name and shape in the safetensors header fits the
+model the metadata builds on torch's meta device) and the device's. `ModelSlot.swap` loads and
+warms up the new predictor on a thread of its own, then replaces the served one with one reference assignment, so
 the worker never sees a half-loaded model; a failed load leaves the old one serving.
 
 torch is imported only for method `naima` (by `naima_ros.predictors`, `naima_ros.checkpoint`).
@@ -22,7 +22,7 @@ from pathlib import Path
 from naima_ros.resources import resolve_checkpoint
 
 __all__ = ["LoadedModel", "ModelLoadError", "ModelSlot", "ModelSpec", "check_spec",
-           "check_tensors", "load_predictor"]
+           "checkpoint_path", "load_predictor"]
 
 NETWORK = "naima"  # the one method with a checkpoint, a device and a precision
 
@@ -82,54 +82,33 @@ def load_predictor(method: str, *, checkpoint=None, scale=None, device="auto",
     return load(method, checkpoint=checkpoint, scale=scale, device=device, precision=precision)
 
 
-def check_tensors(path: Path, meta: dict) -> None:
-    """Every tensor name and shape in the safetensors header of `path` against the model its
-    metadata `meta` builds (on the meta device), as `naima_ros.checkpoint.load_checkpoint` would
-    load it, without reading a weight.
+def checkpoint_path(spec: ModelSpec) -> Path | None:
+    """The checkpoint file a spec names (None for a baseline), looked up where the node looks.
 
     Raises:
-        CheckpointError (a ValueError): the model it describes cannot be built, or what differs.
+        ValueError, FileNotFoundError: an unknown placeholder, no such file.
     """
-    import torch
-    from safetensors import safe_open
-
-    from naima_ros.checkpoint import CheckpointError, state_dict_mismatch
-    from naima_ros.model import build_model
-
-    try:
-        with torch.device("meta"):
-            model = build_model(meta["preset"], meta["scale"], warn_untrained=False,
-                                **meta.get("overrides", {}))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata describes an invalid model: {exc}") from exc
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
-    if meta.get("backbone", {}).get("seed") is not None:  # regenerated from its seed: not stored
-        state.update({k: v for k, v in model.state_dict().items() if k.startswith("backbone.")})
-    problem = state_dict_mismatch(model, state)
-    if problem:
-        raise CheckpointError(f"{path}: {problem} of a {meta['preset']} x{meta['scale']} model")
+    return resolve_checkpoint(spec.checkpoint, spec.scale) if spec.method == NETWORK else None
 
 
 def check_spec(spec: ModelSpec) -> Path | None:
     """The checks of a spec that need no weights; returns the checkpoint file (None: baseline).
 
+    The checkpoint's are `naima_ros.checkpoint.check_checkpoint`'s, the device's
+    `naima_ros.inference.resolve_device`'s: the ones the load itself makes.
+
     Raises:
         ValueError, OSError: what is wrong (unknown placeholder, missing file, wrong scale,
             unusable device, not a checkpoint, tensors that do not fit its model).
     """
-    if spec.method != NETWORK:
+    path = checkpoint_path(spec)
+    if path is None:
         return None
-    path = resolve_checkpoint(spec.checkpoint, spec.scale)
-    from naima_ros.checkpoint import read_metadata  # torch: only for the network
+    from naima_ros.checkpoint import check_checkpoint  # torch: only for the network
     from naima_ros.inference import resolve_device
 
-    meta = read_metadata(path)
-    if int(meta["scale"]) != spec.scale:
-        raise ValueError(f"checkpoint {path} is a x{meta['scale']} model but scale is "
-                         f"{spec.scale}")
+    check_checkpoint(path, expect_scale=spec.scale)
     resolve_device(spec.device)
-    check_tensors(path, meta)
     return path
 
 
@@ -157,15 +136,13 @@ class ModelSlot:
         Args:
             warmup: (iterations, height, width) of the warm-up frames.
         """
-        path = check_spec(spec)
-        # a baseline runs on the CPU in its own precision, whatever the network's settings
+        path = checkpoint_path(spec)
+        # a baseline runs on the CPU in its own precision, whatever the network's settings;
+        # the factory checks the checkpoint (its scale too), the device and the precision
         device, precision = (spec.device, spec.precision) if path else ("auto", "auto")
         predictor = self._factory(spec.method, checkpoint=path, scale=spec.scale, device=device,
                                   precision=precision)
         model = LoadedModel(spec, path, predictor)
-        if model.scale != spec.scale:
-            raise ValueError(f"{path or spec.method} loaded as a x{model.scale} model, expected "
-                             f"x{spec.scale}")
         iterations, height, width = warmup
         if iterations:
             t0 = time.monotonic()

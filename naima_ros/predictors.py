@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from naima_ros.eval import baselines
+from naima_ros import baselines
 from naima_ros.frames import check_depth_range, prepare_frame
 from naima_ros.options import BASELINE_METHODS, METHODS, PRECISIONS, SCALES
 
 __all__ = ["METHODS", "BaselinePredictor", "load_predictor"]
 
 DEFAULT_BASELINE_SCALE = 8  # the scale a baseline reports when none is asked for (the node's default)
-# Keyword options each baseline accepts (naima_ros.eval.baselines).
+# Keyword options each baseline accepts (naima_ros.baselines).
 _BASELINE_OPTIONS = {"bicubic": (), "guided_filter": ("radius", "eps"),
                      "jbu": ("radius", "sigma_spatial", "sigma_range")}
 

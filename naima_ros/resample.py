@@ -3,8 +3,8 @@
 ``upsample_bicubic`` reproduces ``F.interpolate(mode="bicubic", align_corners=False)`` without
 antialiasing (Keys' cubic convolution with A = -0.75, source index (i + 0.5)·in/out - 0.5, border
 taps clamped to the edge), so the bicubic baseline runs where torch is not installed and gives the
-same numbers as the torch path (``naima_ros.data.transforms.upsample_bicubic_torch``) to float32
-rounding. ``resize_bicubic_pil`` is the literature's "Bicubic" protocol (PIL in float mode).
+same numbers as torch's ``F.interpolate`` to float32 rounding (test_predictors.py).
+``resize_bicubic_pil`` is the literature's "Bicubic" protocol (PIL in float mode).
 """
 
 from __future__ import annotations

@@ -12,11 +12,12 @@ from pathlib import Path
 __all__ = ["PACKAGE", "SHIPPED", "SHIPPED_CHECKPOINTS", "resolve_checkpoint", "share_dirs"]
 
 PACKAGE = "naima_ros"
-# The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads.
+# The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads;
+# why each one: docs/results.md.
 SHIPPED = "shipped"
 SHIPPED_CHECKPOINTS = {
-    4: "checkpoints/naima_light_x4_demo.safetensors",  # the semantic recipe lost on Lu and the ToF bag at x4 (README)
-    8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens (README)
+    4: "checkpoints/naima_light_x4_demo.safetensors",  # the semantic recipe lost on Lu and the ToF bag at x4
+    8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens
     16: "checkpoints/naima_semantic_x16.safetensors",  # the same recipe at x16
 }
 

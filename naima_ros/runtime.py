@@ -13,7 +13,7 @@ The node applies `tune_process` at start-up, before the model is loaded (and
   (a model swap loads on a fresh thread) no longer pile up resident memory. A setting whose
   `MALLOC_*_` environment variable is set is left to it: the user's environment wins.
 - **torch threads**: the intra-op pool (parameter `torch_threads`); 0 means one per core. Chosen
-  with the executor's share in mind, by measurement (README "Serving at camera rate"): with the
+  with the executor's share in mind, by measurement (docs/performance.md, "Serving at camera rate"): with the
   node's single raw-subscription executor using about a tenth of a core at 30 Hz, a forward pass
   inside the node took ~1.1 s with 2 threads and ~2 s with 1 on the 2 shared cores; leaving a
   core to the executor only paid off while it was a MultiThreadedExecutor.

@@ -27,12 +27,11 @@ Images and CameraInfo are read through their `sensor_msgs` field names only (dat
 height, width, step, is_bigendian; k, p, d, r, roi, binning...), so rclpy messages and `rosbags`
 messages both go in as they are. Nothing here imports torch or ROS.
 
-`PARAMETERS` is the node's parameter table (names, defaults, ranges, descriptions): the node
-declares it, `naima-bag` takes its option defaults from it, config/naima.yaml mirrors it.
+The parameters it reads (`ServeConfig`) are the node's, declared in `naima_ros.contract`; the
+drop reasons are `naima_ros.drops`.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -40,29 +39,22 @@ from typing import NamedTuple
 
 import numpy as np
 
+from naima_ros.contract import DEFAULTS
 from naima_ros.depth_codec import (COLOR_ENCODINGS, DEPTH_ENCODINGS, EncodedImage, decode_color,
                                    decode_depth, encode_depth)
+from naima_ros.drops import Drop
 from naima_ros.frames import valid_depth_mask
 from naima_ros.geometry import (Intrinsics, depth_to_points, image_size, output_intrinsics,
                                 resize_rgb)
-from naima_ros.image_transport import (Drop, decode_compressed_color,
-                                       decode_compressed_depth)
-from naima_ros.registration import register_depth, rotation_from_quaternion
-from naima_ros.options import METHODS, PRECISIONS, SCALES
+from naima_ros.image_transport import decode_compressed_color, decode_compressed_depth
+from naima_ros.registration import register_depth
 
 __all__ = [
-    "DEFAULTS",
-    "DROP_REASONS",
-    "MODEL_PARAMETERS",
-    "PARAMETERS",
-    "Drop",
     "FrameServer",
     "OutputCameraInfo",
-    "ParameterSpec",
     "ServeConfig",
     "ServedFrame",
     "camera_info_image_size",
-    "check_parameters",
     "check_scale",
     "decode_images",
     "output_camera_info",
@@ -72,135 +64,7 @@ __all__ = [
 
 TIME_JUMP_RESET_S = 1.0  # a stamp this far behind the last served one is a clock reset / bag loop
 ASPECT_TOLERANCE = 0.02  # RGB and depth aspect ratios may differ this much when resizing RGB
-DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-RGB_TRANSPORTS = ("raw", "compressed")
-DEPTH_TRANSPORTS = ("raw", "compressedDepth")
 POINT_FIELD_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
-
-DROP_REASONS = {
-    "zero_stamp": "a header stamp is zero (an unset clock)",
-    "stamp_backwards": "depth stamp not newer than the last served one (by at most 1 s)",
-    "missing_camera_info": "no RGB CameraInfo yet",
-    "empty_image": "an image with no pixels or no data",
-    "unsupported_encoding": "an encoding the node cannot decode",
-    "oversized": "an image above max_input_pixels",
-    "malformed_image": "step, size and data length disagree",
-    "size_mismatch": "RGB is not scale x depth (and cannot be resized to it)",
-    "invalid_camera_info": "CameraInfo of another size, or NaN/degenerate intrinsics",
-    "all_invalid_depth": "no depth pixel inside [min_depth, max_depth]",
-    "inference_error": "the predictor raised",
-}
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One node parameter: its default, meaning and allowed values."""
-
-    name: str
-    default: object
-    description: str
-    int_range: tuple[int, int, int] | None = None
-    float_range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-    read_only: bool = False  # fixed at start-up (topics, QoS and synchronizer are built once)
-
-
-PARAMETERS = (
-    ParameterSpec("method", "naima", "what upsamples: naima (the network) or a classical "
-                  "baseline (bicubic, guided_filter: no torch, no checkpoint); changing it swaps "
-                  "the model", choices=tuple(METHODS)),
-    ParameterSpec("scale", 8, "super-resolution factor (4, 8 or 16); must equal the checkpoint's; "
-                  "changing it loads a new model", int_range=(4, 16, 4)),
-    ParameterSpec("checkpoint", "shipped",
-                  "NAIMA .safetensors checkpoint, or 'shipped': the package's model for the scale "
-                  "(naima_ros.resources.SHIPPED_CHECKPOINTS); '{scale}' is replaced by the scale; a "
-                  "relative path is looked up in the current directory, then in the package share "
-                  "directory"),
-    ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
-    ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "
-                  "CPU)", choices=PRECISIONS),
-    ParameterSpec("torch_threads", 0, "torch intra-op threads; 0: one per core (measured "
-                  "fastest in the node: its executor needs a tenth of a core; naima_ros.runtime)",
-                  int_range=(0, 256, 1), read_only=True),
-    ParameterSpec("queue_size", 5, "synchronizer queue per input (messages)",
-                  int_range=(1, 100, 1), read_only=True),
-    ParameterSpec("slop", 0.02, "approximate sync: largest stamp spread of an RGB/depth pair (s)",
-                  float_range=(0.0, 1.0), read_only=True),
-    ParameterSpec("exact_sync", False, "pair only identical stamps", read_only=True),
-    ParameterSpec("output_encoding", "32FC1", "32FC1 (metres, NaN invalid) or 16UC1 (mm, 0 "
-                  "invalid)", choices=("32FC1", "16UC1")),
-    ParameterSpec("publish_points", True, "publish depth_registered/points"),
-    ParameterSpec("points_stride", 1, "keep every n-th row and column in the cloud",
-                  int_range=(1, 16, 1)),
-    ParameterSpec("points_rgb", True, "XYZRGB cloud (32-byte points) instead of XYZ (16-byte)"),
-    ParameterSpec("min_depth", 0.1, "depth below this is invalid, in and out (m)",
-                  float_range=(0.0, 100.0)),
-    ParameterSpec("max_depth", 10.0, "depth above this is invalid, in and out (m)",
-                  float_range=(0.0, 100.0)),
-    ParameterSpec("warmup_iterations", 1, "model passes run before the node reports ready",
-                  int_range=(0, 100, 1)),
-    ParameterSpec("warmup_width", 640, "output width of the warm-up frames (px)",
-                  int_range=(16, 8192, 1)),
-    ParameterSpec("warmup_height", 480, "output height of the warm-up frames (px)",
-                  int_range=(16, 8192, 1)),
-    ParameterSpec("resize_rgb_to_multiple", False, "resize RGB to scale x the depth size when "
-                  "it is not exactly that (else such pairs are dropped)"),
-    ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
-                  "(pixels)", int_range=(1, 2**31 - 1, 1)),
-    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
-                  float_range=(0.05, 60.0), read_only=True),
-    ParameterSpec("warn_throttle", 5.0, "seconds between two warnings of the same kind",
-                  float_range=(0.0, 3600.0)),
-    ParameterSpec("rgb_transport", "raw", "raw (sensor_msgs/Image on rgb/image_rect_color) or "
-                  "compressed (jpeg/png sensor_msgs/CompressedImage on "
-                  "<rgb/image_rect_color>/compressed), as image_transport names them",
-                  choices=RGB_TRANSPORTS, read_only=True),
-    ParameterSpec("depth_transport", "raw", "raw (sensor_msgs/Image on the depth topic) or "
-                  "compressedDepth (compressed_depth_image_transport PNG on "
-                  "<depth topic>/compressedDepth)", choices=DEPTH_TRANSPORTS, read_only=True),
-    ParameterSpec("register_depth", False, "the depth is not registered to the RGB camera: "
-                  "reproject it with depth/camera_info and depth_to_rgb_* (input "
-                  "depth/image_rect instead of depth_registered/image_rect)", read_only=True),
-    ParameterSpec("depth_to_rgb_translation", [0.0, 0.0, 0.0], "register_depth: t of p_rgb = "
-                  "R p_depth + t, metres (tf2_echo <rgb optical frame> <depth optical frame>)"),
-    ParameterSpec("depth_to_rgb_rotation", [0.0, 0.0, 0.0, 1.0], "register_depth: R of "
-                  "p_rgb = R p_depth + t as a quaternion x, y, z, w"),
-)
-DEFAULTS = {p.name: p.default for p in PARAMETERS}
-MODEL_PARAMETERS = ("method", "scale", "checkpoint", "device", "precision")
-
-
-def check_parameters(new: Mapping, current: Mapping) -> str | None:
-    """Why the changed values `new` (over `current`) are not acceptable, or None.
-
-    The cheap, model-independent rules; ranges are also enforced by the node's descriptors.
-    Whether a checkpoint exists and fits is `naima_ros.model_slot.check_spec`.
-    """
-    def value(name):
-        return new[name] if name in new else current[name]
-
-    if "scale" in new and new["scale"] not in SCALES:
-        return f"scale must be one of {SCALES}, got {new['scale']}"
-    if "device" in new and not DEVICE_RE.match(str(new["device"])):
-        return f"device must be auto, cpu, cuda or cuda:N, got {new['device']!r}"
-    for p in PARAMETERS:
-        if p.choices and p.name in new and new[p.name] not in p.choices:
-            return f"{p.name} must be one of {', '.join(p.choices)}, got {new[p.name]!r}"
-    if value("min_depth") >= value("max_depth"):
-        return (f"min_depth ({value('min_depth')}) must be below max_depth "
-                f"({value('max_depth')})")
-    if "depth_to_rgb_translation" in new and len(new["depth_to_rgb_translation"]) != 3:
-        return (f"depth_to_rgb_translation must be 3 numbers (x, y, z in m), got "
-                f"{list(new['depth_to_rgb_translation'])}")
-    if "depth_to_rgb_rotation" in new:
-        try:
-            if len(new["depth_to_rgb_rotation"]) != 4:
-                raise ValueError("must be 4 numbers")
-            rotation_from_quaternion(new["depth_to_rgb_rotation"])
-        except ValueError as exc:
-            return (f"depth_to_rgb_rotation must be a quaternion x, y, z, w: "
-                    f"{list(new['depth_to_rgb_rotation'])} {exc}")
-    return None
 
 
 def check_scale(scale: int, sizes: tuple[tuple[int, int], tuple[int, int]]) -> str | None:

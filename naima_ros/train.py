@@ -1,4 +1,4 @@
-"""``naima-train``: train NAIMA the way the paper did (SPEC.md section 5), on one CPU or many GPUs.
+"""``naima-train``: train NAIMA the way the paper did (docs/model.md §5), on one CPU or many GPUs.
 
 Reads like a story: defaults (``TrainConfig``) → YAML (``config/train/*.yaml``) → ``--key=value``
 overrides → derived settings → model (fresh or resumed) → optimizer and schedule → DDP wrap →
@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from naima_ros.checkpoint import load_checkpoint, save_checkpoint
-from naima_ros.data.registry import dataset_names, open_dataset
+from naima_ros.data.registry import (PROCEDURAL, canonical_name, open_dataset, training_sources, validation_frames,
+                                     validation_sources)
 from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.fsio import atomic_write
 from naima_ros.model.encoders import prepare_encoder
@@ -63,7 +64,7 @@ class TrainConfig:
     # their fresh initialisation (e.g. a semantic encoder added to a trained trunk); the encoder is never copied
     init_partial: bool = False
     # data
-    dataset: str = "nyu"  # naima_ros.data.registry: nyu | rgbdd | tofdsr | rgbdd360, or synthetic
+    dataset: str = "nyu"  # naima_ros.data.registry.training_sources(): nyu | rgbdd | tofdsr | rgbdd360 | procedural
     data_path: str | None = None  # file or folder of the dataset (rgbdd360: the shared data root)
     max_real_frames: int | None = None  # use only the first N real frames (smoke runs)
     synthetic_count: int = 0  # procedural scenes mixed into the training set
@@ -77,7 +78,7 @@ class TrainConfig:
     patch: int = 448  # training patch side, px (reference: 420 at x4, 448 at x8/x16)
     repeat: int = 2  # an epoch visits every source this many times (reference: 2)
     augmentation: bool = True
-    clamp_rgb: bool = False  # the reference's clamp of standardised RGB to [0, 1] (SPEC.md 6.10)
+    clamp_rgb: bool = False  # the reference's clamp of standardised RGB to [0, 1] (docs/model.md §6.10)
     num_workers: int = 0
     # optimisation
     epochs: int = 200
@@ -92,7 +93,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm (0: no clipping, as the reference)
     # l1 (paper and reference) | rmse: the benchmark metric itself. From a zero-initialised residual head L1 sits on
     # the bicubic plateau (its gradient is ±1 on every flat pixel and edges are few); rmse weights errors by size
-    # and leaves it within tens of steps (README "Training on 2 cores").
+    # and leaves it within tens of steps (docs/training.md, "Training on 2 cores").
     pixel_loss: str = "l1"
     grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
     grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
@@ -102,7 +103,7 @@ class TrainConfig:
     # bookkeeping
     out: str = "runs/naima"
     val_every: int = 0  # epochs between validations (0: never, as the reference)
-    val_set: str = "synthetic"  # synthetic | motorcycle | middlebury | lu (never train-time model selection)
+    val_set: str = PROCEDURAL  # registry.validation_sources() (never train-time model selection)
     val_images: int = 8
     keep_every: int = 0  # also keep epoch_<N>.safetensors every N epochs (reference: 5)
     device: str = "auto"
@@ -110,13 +111,15 @@ class TrainConfig:
     def __post_init__(self):
         self.synthetic_size, self.betas, self.milestones = (tuple(self.synthetic_size), tuple(self.betas),
                                                            tuple(self.milestones))
+        self.dataset, self.val_set = canonical_name(self.dataset), canonical_name(self.val_set)  # "synthetic"
         checks = [
             (self.grad_loss in ("sobel", "diff"), f"grad_loss must be 'sobel' or 'diff', got {self.grad_loss!r}"),
             (self.pixel_loss in ("l1", "rmse"), f"pixel_loss must be 'l1' or 'rmse', got {self.pixel_loss!r}"),
-            (self.dataset in DATASETS, f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset in training_sources(),
+             f"dataset must be one of {sorted(training_sources())}, got {self.dataset!r}"),
             (self.patch % self.scale == 0, f"patch {self.patch} must be a multiple of scale {self.scale}"),
             (self.epochs >= 1 and self.batch_size >= 1 and self.repeat >= 1, "epochs, batch_size, repeat must be ≥ 1"),
-            (self.val_set in ("synthetic", "motorcycle", "middlebury", "lu"), f"unknown val_set {self.val_set!r}"),
+            (self.val_set in validation_sources(), f"unknown val_set {self.val_set!r}"),
             (self.schedule in ("multistep", "cosine"),
              f"schedule must be 'multistep' or 'cosine', got {self.schedule!r}"),
             (self.synthetic_style in ("decorrelated", "benchmark"),
@@ -174,8 +177,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
 
 def load_frames(cfg: TrainConfig):
-    """The real training frames of ``cfg.dataset`` (empty for 'synthetic'), from the dataset registry."""
-    if cfg.dataset == "synthetic":
+    """The real training frames of ``cfg.dataset`` (empty for 'procedural'), from the dataset registry."""
+    if cfg.dataset == PROCEDURAL:
         return []
     frames, _ = open_dataset(cfg.dataset, "train", cfg.data_path)
     if cfg.max_real_frames is not None:
@@ -183,9 +186,6 @@ def load_frames(cfg: TrainConfig):
     elif cfg.dataset == "rgbdd360":  # small enough to hold decoded in memory
         frames = list(frames)
     return frames
-
-
-DATASETS = dataset_names("train") + ("synthetic",)  # synthetic: procedural scenes only
 
 
 class _Concat(Sequence):
@@ -249,19 +249,6 @@ class ToFInputs(torch.utils.data.Dataset):
         return {**sample, "depth_lr": torch.from_numpy(depth)[None]}
 
 
-def validation_frames(cfg: TrainConfig):
-    from naima_ros.data import motorcycle, shared
-    from naima_ros.data.synthetic import VALIDATION_SEED0, generate_scene
-
-    if cfg.val_set == "synthetic":
-        return [generate_scene(VALIDATION_SEED0 + i, 240, 320).to_frame(f"val_{i}") for i in range(cfg.val_images)]
-    if cfg.val_set == "motorcycle":
-        return [motorcycle.load_motorcycle()]
-    frames = shared.load_test_set("Middlebury" if cfg.val_set == "middlebury" else "Lu", cfg.data_path
-                                  if cfg.dataset == "rgbdd360" else None)
-    return [frames[i] for i in range(min(cfg.val_images, len(frames)))]
-
-
 # ------------------------------------------------------------------------------------------ loss
 
 
@@ -296,7 +283,7 @@ def masked_rmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
 
 
 def training_loss(pred, target, cfg: TrainConfig, valid=None) -> torch.Tensor:
-    """Pixel loss (L1, SPEC.md 5, or RMSE) + λ · gradient-L1."""
+    """Pixel loss (L1, docs/model.md §5, or RMSE) + λ · gradient-L1."""
     mask = valid if cfg.masked_loss else None
     pixel = masked_l1 if cfg.pixel_loss == "l1" else masked_rmse
     return pixel(pred, target, mask) + cfg.grad_weight * gradient_loss(pred, target, cfg.grad_loss, mask)
@@ -490,7 +477,8 @@ def train(cfg: TrainConfig) -> dict:
     loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", drop_last=True,
                         persistent_workers=cfg.num_workers > 0)
-    val_frames = validation_frames(cfg) if cfg.val_every and is_main else []
+    val_frames = (validation_frames(cfg.val_set, cfg.val_images, cfg.data_path if cfg.dataset == "rgbdd360" else None)
+                  if cfg.val_every and is_main else [])
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)

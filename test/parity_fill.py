@@ -1,4 +1,4 @@
-"""The PARITY.md fill rule: deterministic values for every reference state-dict entry."""
+"""The parity fixtures' fill rule (docs/model.md §8): deterministic values for every reference state-dict entry."""
 
 import csv
 from pathlib import Path

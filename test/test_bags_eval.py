@@ -7,7 +7,8 @@ import pytest
 from naima_ros.bags.cli import main
 from naima_ros.bags.evaluate import baseline_predictions, evaluate_bag
 from naima_ros.bags.io import TYPESTORE, BagReader, BagWriter, Topics, decode_depth_msg, depth_msg
-from naima_ros.bags.make import Frame, LRConfig, TimingConfig, make_bag
+from naima_ros.bags.make import LRConfig, TimingConfig, make_bag
+from naima_ros.data.common import frame_from_metres
 from naima_ros.eval.metrics import rmse
 
 W, H, S = 64, 48, 8
@@ -22,8 +23,8 @@ def frames(n=4):
     for i in range(n):
         depth = (1.0 + 0.03 * xx + 0.01 * yy + 0.1 * i).astype(np.float32)
         depth[10:30, 20:40] = 0.8  # an object in front: a depth edge for the baselines
-        out.append(Frame(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8), depth,
-                         (50.0, 50.0, 31.5, 23.5)))
+        out.append(frame_from_metres(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8), depth,
+                                     (50.0, 50.0, 31.5, 23.5)))
     return out
 
 

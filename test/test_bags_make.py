@@ -8,18 +8,19 @@ import yaml
 
 from naima_ros.bags.cli import main
 from naima_ros.bags.io import BagError, BagReader, BagWriter, Topics, depth_msg, header
-from naima_ros.bags.make import (Frame, LRConfig, TimingConfig, fit_frame, frames_from_source,
-                                 lr_from_gt, make_bag)
+from naima_ros.bags.make import (LRConfig, TimingConfig, fit_frame, frames_from_source, lr_from_gt,
+                                 make_bag)
+from naima_ros.data.common import RGBDFrame, frame_from_metres
 from naima_ros.data.synthetic import BAG_SEED0, generate_scene
 from naima_ros.depth_codec import decode_color, decode_depth
 
 W, H, S = 64, 48, 8
 
 
-def flat_frame(depth=2.0, name="flat") -> Frame:
+def flat_frame(depth=2.0, name="flat") -> RGBDFrame:
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    return Frame(name, rgb, np.full((H, W), depth, np.float32), (50.0, 50.0, 31.5, 23.5))
+    return frame_from_metres(name, rgb, np.full((H, W), depth, np.float32), (50.0, 50.0, 31.5, 23.5))
 
 
 def read_all(path):
@@ -134,8 +135,8 @@ def test_tof_holes_and_noise_degrade_the_lr():
 
 def test_fit_frame_scales_and_crops_with_intrinsics():
     rng = np.random.default_rng(1)
-    frame = Frame("big", rng.integers(0, 256, (100, 200, 3), dtype=np.uint8),
-                  np.full((100, 200), 3.0, np.float32), (100.0, 100.0, 99.5, 49.5))
+    frame = frame_from_metres("big", rng.integers(0, 256, (100, 200, 3), dtype=np.uint8),
+                              np.full((100, 200), 3.0, np.float32), (100.0, 100.0, 99.5, 49.5))
     out = fit_frame(frame, 64, 48)  # scale 0.48 -> 96 x 48, then crop 16 px each side
     assert out.rgb.shape == (48, 64, 3) and out.depth_m.shape == (48, 64)
     fx, fy, cx, cy = out.intrinsics
@@ -263,8 +264,8 @@ def test_raw_stamp_reads_the_header_without_decoding(little_endian):
 
 def test_fit_frame_only_crops_a_barely_larger_frame():
     rng = np.random.default_rng(2)
-    frame = Frame("m", rng.integers(0, 256, (500, 741, 3), dtype=np.uint8),
-                  rng.random((500, 741)).astype(np.float32), (995.0, 995.0, 311.2, 254.9))
+    frame = frame_from_metres("m", rng.integers(0, 256, (500, 741, 3), dtype=np.uint8),
+                              rng.random((500, 741)).astype(np.float32), (995.0, 995.0, 311.2, 254.9))
     out = fit_frame(frame, 736, 496)
     np.testing.assert_array_equal(out.rgb, frame.rgb[2:498, 2:738])
     np.testing.assert_array_equal(out.depth_m, frame.depth_m[2:498, 2:738])

@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 
 from naima_ros.bags.cli import main  # noqa: E402
 from naima_ros.bags.io import BagReader, BagWriter, Topics  # noqa: E402
-from naima_ros.bags.make import Frame, TimingConfig, make_bag  # noqa: E402
+from naima_ros.bags.make import TimingConfig, make_bag  # noqa: E402
+from naima_ros.data.common import frame_from_metres  # noqa: E402
 from naima_ros.bags.replay import node_command, parse_params  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -27,9 +28,9 @@ T = Topics()
 def input_bag(tmp_path_factory):
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:H, 0:W]
-    frames = [Frame(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
-                    (1.0 + 0.02 * xx + 0.01 * yy + 0.1 * i).astype(np.float32),
-                    (50.0, 50.0, 31.5, 23.5)) for i in range(4)]
+    frames = [frame_from_metres(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+                                (1.0 + 0.02 * xx + 0.01 * yy + 0.1 * i).astype(np.float32),
+                                (50.0, 50.0, 31.5, 23.5)) for i in range(4)]
     path = tmp_path_factory.mktemp("replay") / "in"
     make_bag(path, [frames], timing=TimingConfig(drop_rate=0.0), progress=False)
     return path

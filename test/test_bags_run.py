@@ -10,7 +10,8 @@ import pytest
 from naima_ros.bags.cli import main
 from naima_ros.bags.io import BagReader, BagWriter, Topics, rgb_msg
 from naima_ros.bags.io import header as make_header
-from naima_ros.bags.make import Frame, LRConfig, TimingConfig, lr_from_gt, make_bag
+from naima_ros.bags.make import LRConfig, TimingConfig, lr_from_gt, make_bag
+from naima_ros.data.common import frame_from_metres
 from naima_ros.bags.run import PairMatcher, run_bag
 from naima_ros.depth_codec import decode_depth
 from naima_ros.inference import Upsampler
@@ -26,8 +27,8 @@ def frames(n=3):
     out = []
     for i in range(n):
         depth = (1.0 + 0.02 * xx + 0.01 * yy + 0.1 * i).astype(np.float32)
-        out.append(Frame(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8), depth,
-                         (50.0, 50.0, 31.5, 23.5)))
+        out.append(frame_from_metres(f"f{i}", rng.integers(0, 256, (H, W, 3), dtype=np.uint8), depth,
+                                     (50.0, 50.0, 31.5, 23.5)))
     return out
 
 

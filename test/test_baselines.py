@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from naima_ros.data import shared
 from naima_ros.data.transforms import modcrop, resize_bicubic_pil, synthesize_lr
-from naima_ros.eval import baselines as B
+from naima_ros import baselines as B
 from naima_ros.eval import figures
 from naima_ros.eval import metrics as M
 

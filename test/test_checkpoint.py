@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from naima_ros.checkpoint import (CheckpointError, atomic_write, load_checkpoint, read_metadata, save_checkpoint,
-                                  use_seeded_backbone)
+from naima_ros.checkpoint import (CheckpointError, atomic_write, check_checkpoint, load_checkpoint, read_metadata,
+                                  save_checkpoint, use_seeded_backbone)
 from naima_ros.model import build_model
 from naima_ros import convert_cli as convert_mod
 from parity_fill import filled_reference_state_dict, load_fixture, reference_keys
@@ -45,13 +45,26 @@ def test_overrides_are_recorded_and_rebuilt(tmp_path):
     assert loaded.backbone.pos_embed.shape == model.backbone.pos_embed.shape  # stored backbone
 
 
-def test_expected_scale_and_preset(tmp_path, light_model):
+# check_checkpoint makes load_checkpoint's checks without reading a weight: both must refuse alike
+LOADERS = pytest.mark.parametrize("load", [load_checkpoint, check_checkpoint], ids=["load", "header"])
+
+
+@LOADERS
+def test_expected_scale_and_preset(tmp_path, light_model, load):
     path = tmp_path / "m.safetensors"
     save_checkpoint(path, light_model, preset="light")
     with pytest.raises(CheckpointError, match=r"m.safetensors: checkpoint is x8, expected x4"):
-        load_checkpoint(path, expect_scale=4)
+        load(path, expect_scale=4)
     with pytest.raises(CheckpointError, match=r"preset is 'light', expected 'naima'"):
-        load_checkpoint(path, expect_preset="naima")
+        load(path, expect_preset="naima")
+
+
+def test_header_check_accepts_what_loads(tmp_path, light_model):
+    """The seeded random backbone is not stored: the header check, too, regenerates its keys."""
+    path = tmp_path / "m.safetensors"
+    meta = save_checkpoint(path, light_model, preset="light")
+    assert meta["backbone"]["seed"] is not None
+    assert check_checkpoint(path, expect_scale=8, expect_preset="light") == load_checkpoint(path)[1]
 
 
 def test_missing_truncated_corrupt_and_foreign_files(tmp_path, light_model):
@@ -75,7 +88,8 @@ def test_missing_truncated_corrupt_and_foreign_files(tmp_path, light_model):
         load_checkpoint(tmp_path / "foreign.safetensors")
 
 
-def test_missing_keys_and_wrong_shapes_are_named(tmp_path, light_model):
+@LOADERS
+def test_missing_keys_and_wrong_shapes_are_named(tmp_path, light_model, load):
     path = tmp_path / "m.safetensors"
     meta = save_checkpoint(path, light_model, preset="light")
     from safetensors.torch import load_file
@@ -84,17 +98,17 @@ def test_missing_keys_and_wrong_shapes_are_named(tmp_path, light_model):
     del state["upsampler.head.bias"]
     save_file(state, str(tmp_path / "missing.safetensors"), metadata={"naima": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=r"missing.safetensors: keys do not match: 1 missing .*head.bias"):
-        load_checkpoint(tmp_path / "missing.safetensors")
+        load(tmp_path / "missing.safetensors")
     state = load_file(str(path))
     state["upsampler.head.bias"] = torch.zeros(3)
     save_file(state, str(tmp_path / "shape.safetensors"), metadata={"naima": json.dumps(meta)})
     expected = r"shape.safetensors: tensor shapes do not match.*upsampler.head.bias.* of a light x8 model"
     with pytest.raises(CheckpointError, match=expected):
-        load_checkpoint(tmp_path / "shape.safetensors")
+        load(tmp_path / "shape.safetensors")
     bad = dict(meta, preset="huge")
     save_file(load_file(str(path)), str(tmp_path / "preset.safetensors"), metadata={"naima": json.dumps(bad)})
     with pytest.raises(CheckpointError, match="unknown preset 'huge'"):
-        load_checkpoint(tmp_path / "preset.safetensors")
+        load(tmp_path / "preset.safetensors")
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

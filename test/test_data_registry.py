@@ -1,10 +1,15 @@
 """The dataset registry: one spelling, facts from each dataset's module, loaders, clear errors."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 
-from naima_ros.data import middlebury_lu, nyu, rgbdd, shared, tofdsr
+from naima_ros.data import middlebury_lu, motorcycle, nyu, rgbdd, shared, tofdsr
 from naima_ros.data.common import DatasetError
-from naima_ros.data.registry import DATASETS, SHARED_SUBSET, dataset_names, open_dataset
+from naima_ros.data.registry import (DATASETS, PROCEDURAL, SHARED_SUBSET, bag_sources, canonical_name, dataset_names,
+                                     open_dataset, path_flags, training_sources, validation_frames,
+                                     validation_sources)
 
 SHARED = shared.shared_data_root()
 needs_shared = pytest.mark.skipif(not (SHARED / "gdsr_test").is_dir() or not (SHARED / "rgbdd_train360").is_dir(),
@@ -61,3 +66,39 @@ def test_motorcycle_is_one_metric_frame():
     pytest.importorskip("skimage")
     frames, _ = open_dataset("motorcycle")
     assert len(frames) == 1 and frames[0].unit == "m"
+
+
+def test_uses_look_names_up_here():
+    """Training, validation, naima-bag make and naima-eval take their names from the registry."""
+    assert training_sources() == ("nyu", "rgbdd", "tofdsr", "rgbdd360", PROCEDURAL)
+    assert validation_sources() == (PROCEDURAL, "middlebury", "lu", "motorcycle")
+    assert bag_sources() == (PROCEDURAL,) + tuple(DATASETS)
+    assert path_flags("nyu") == ("nyu_mat", "nyu_npy") and path_flags("middlebury") == ()
+    assert [n for n, d in DATASETS.items() if d.needs_path] == ["tofdsr"]
+
+
+def test_procedural_is_one_name_and_synthetic_an_alias():
+    assert canonical_name("synthetic") == PROCEDURAL == canonical_name(PROCEDURAL)
+    assert canonical_name("nyu") == "nyu"
+    frames = validation_frames("synthetic", 2)
+    assert [f.name for f in frames] == ["val_0", "val_1"] and frames[0].depth.shape == (240, 320)
+    assert frames[0].intrinsics is not None and np.isfinite(frames[0].depth_m).all()
+    with pytest.raises(ValueError, match="unknown validation set 'nyu'"):
+        validation_frames("nyu", 1)
+
+
+def test_frames_carry_their_units_and_intrinsics(tmp_path):
+    """What naima-bag make needs from a frame comes from its dataset's module."""
+    pytest.importorskip("skimage")
+    (frame,), _ = open_dataset("motorcycle")
+    assert frame.intrinsics == (motorcycle.FOCAL_PX, motorcycle.FOCAL_PX) + motorcycle.PRINCIPAL_POINT_PX
+    np.testing.assert_array_equal(np.isnan(frame.depth_m), ~frame.valid)
+    assert nyu.kinect_intrinsics(480, 640) == nyu.INTRINSICS and nyu.kinect_intrinsics(48, 64) is None
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    from naima_ros.data.common import frame_from_metres
+    eight_bit = dataclasses.replace(frame_from_metres("x", rgb, np.full((4, 4), 100.0)), unit="8bit",
+                                    metres_per_unit=middlebury_lu.METRES_PER_UNIT)
+    np.testing.assert_allclose(eight_bit.depth_m, 100.0 * middlebury_lu.METRES_PER_UNIT)
+    inverse = dataclasses.replace(eight_bit, unit="1/m", metres_per_unit=None)
+    with pytest.raises(ValueError, match="not a length"):
+        inverse.depth_m

@@ -1,4 +1,4 @@
-"""LR synthesis, normalisation, crops and augmentations (SPEC.md 3.2) and the torch datasets."""
+"""LR synthesis, normalisation, crops and augmentations (docs/model.md §3.2) and the torch datasets."""
 
 import numpy as np
 import pytest

@@ -187,7 +187,7 @@ def test_reference_sample_matches_an_independent_computation(scale, dataset):
     np.testing.assert_array_equal(sample.base_rgb[h:, :], np.broadcast_to(pad_colour, (side - h, side, 3)))
     np.testing.assert_array_equal(sample.base_rgb[:h, :w], rgb[:h, :w])
     assert sample.gt_norm.shape == (h, w) and sample.padded
-    # The zero padding bleeds into the LR near the bottom/right edges (SPEC.md 6.2).
+    # The zero padding bleeds into the LR near the bottom/right edges (docs/model.md §6.2).
     corrected = protocols.prepare_sample(frame, scale, "corrected", DATASETS[dataset])
     assert corrected.net_lr.shape[-2:] == (h // scale, w // scale) and not corrected.padded
     expected_lr = np.asarray(Image.fromarray(gt.astype(np.float32)).resize((w // scale, h // scale), Image.BICUBIC))

@@ -8,14 +8,13 @@ import zlib
 import numpy as np
 import pytest
 
+from naima_ros.drops import DROP_REASONS, Drop
 from naima_ros.image_transport import (
-    Drop,
     decode_compressed_color,
     decode_compressed_depth,
     encode_compressed_color,
     encode_compressed_depth,
 )
-from naima_ros.serving import DROP_REASONS
 
 LIMIT = 10_000_000
 

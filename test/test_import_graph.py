@@ -64,8 +64,27 @@ def test_cycle_finder_finds_a_function_level_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def reachable(graph: dict[str, set[str]], roots) -> set[str]:
+    seen, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph[name])
+    return seen
+
+
+def test_the_runtime_does_not_depend_on_evaluation():
+    """The node and everything it may load (a network or a baseline) never import naima_ros.eval."""
+    graph = import_graph()
+    runtime = reachable(graph, ["naima_ros.ros.node", "naima_ros.bags.run"])
+    assert {"naima_ros.predictors", "naima_ros.baselines", "naima_ros.inference"} <= runtime
+    assert sorted(m for m in runtime if m.startswith("naima_ros.eval")) == []
+
+
 # The serving path a robot without torch (baseline methods) or without ROS (naima-bag) runs.
-ROS_AND_TORCH_FREE = ("naima_ros.serving", "naima_ros.image_transport", "naima_ros.registration",
+ROS_AND_TORCH_FREE = ("naima_ros.serving", "naima_ros.contract", "naima_ros.drops",
+                      "naima_ros.baselines", "naima_ros.image_transport", "naima_ros.registration",
                       "naima_ros.frames", "naima_ros.predictors", "naima_ros.depth_codec",
                       "naima_ros.geometry", "naima_ros.resample", "naima_ros.model_slot",
                       "naima_ros.resources", "naima_ros.runtime")

@@ -1,4 +1,4 @@
-"""naima-info: Table 4's parameter counts exactly, SPEC.md's true FLOPs, independent FLOP checks, bad input."""
+"""naima-info: Table 4's parameter counts exactly, docs/model.md's true FLOPs, independent FLOP checks, bad input."""
 
 import json
 
@@ -40,7 +40,7 @@ def test_reference_x4_true_flops_at_420_match_spec(capsys, tmp_path):
     assert row["output_size"] == [420, 420] and row["network_size"] == [420, 420]
     assert row["tflops"] == pytest.approx(3.080, rel=0.01)
     assert row["spec_true_tflops"] == 3.080 and row["paper_table4_tflops_thop_macs"] == 2.7222
-    # SPEC.md 2.2's breakdown at x4: DINO 0.054, upsampler 1.566, fusions 0.117 / 0.325 / 0.643.
+    # docs/model.md §2.2's breakdown at x4: DINO 0.054, upsampler 1.566, fusions 0.117 / 0.325 / 0.643.
     parts = row["breakdown_tflops"]
     assert parts["backbone"] == pytest.approx(0.054, abs=0.002)
     assert parts["upsampler"] == pytest.approx(1.566, abs=0.002)

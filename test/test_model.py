@@ -246,7 +246,7 @@ def test_attention_memory_is_linear_in_positions():
 
 
 def test_splitmix_rule_matches_parity_md_definition():
-    """Independent scalar re-statement of the PARITY.md fill rule for a few indices."""
+    """Independent scalar re-statement of the parity fixtures' fill rule (docs/model.md §8) for a few indices."""
     import zlib
 
     from naima_ros.model.encoders import splitmix_uniform

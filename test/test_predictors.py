@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from naima_ros.eval import baselines
+from naima_ros import baselines
 from naima_ros.frames import NoValidDepthError, prepare_frame
 from naima_ros.inference import Upsampler
 from naima_ros.options import BASELINE_METHODS, METHODS

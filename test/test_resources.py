@@ -46,7 +46,8 @@ def test_the_shipped_x8_and_x16_are_semantics_aware_with_the_pretrained_encoder(
 
 
 def test_the_x8_models_were_trained_for_the_lr_they_are_documented_for():
-    """The shipped x8 learned bicubic LR (the benchmarks'); the _area x8 footprint means (a ToF pixel's, README)."""
+    """The shipped x8 learned bicubic LR (the benchmarks'); the _area x8 footprint means (a ToF pixel's;
+    docs/results.md)."""
     pytest.importorskip("torch", reason="loading a checkpoint needs torch (the Jazzy CI venv has none)")
     from naima_ros.checkpoint import load_checkpoint
 

@@ -29,7 +29,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from naima_ros.serving import PARAMETERS  # noqa: E402
+from naima_ros.contract import PARAMETERS, TOPICS, parameter  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "naima.launch.py"
@@ -181,6 +181,24 @@ def test_node_environment_for_the_fastdds_profile(monkeypatch):
     _, values = launch_values(module)
     assert module.node_config(values, {}, shipped)["additional_env"] == {key: shipped}
     assert Path(module.shipped_profile()).resolve() == (SHARE / "config" / "fastdds_large_data.xml").resolve()
+
+
+def test_launch_arguments_follow_the_contract(monkeypatch):
+    """Each remap argument defaults to its contract topic and every output follows output_prefix;
+    the scale and checkpoint arguments describe the parameters as the node does."""
+    module, _ = load_launch_module(monkeypatch)
+    description, values = launch_values(module)
+    declared = {d.args[0]: d.kwargs for d in description.args[0]
+                if type(d).__name__ == "DeclareLaunchArgument"}
+    remapped = {t.launch_argument: t for t in TOPICS.values() if t.launch_argument}
+    assert {"rgb_topic", "rgb_info_topic", "depth_topic"} <= set(remapped)
+    for name, topic in remapped.items():
+        assert values[name] == topic.name
+    for name in ("scale", "checkpoint"):
+        assert parameter(name).description in declared[name]["description"]
+    moved = dict(module.node_config(dict(values, output_prefix="sr"))["remappings"])
+    outputs = {t.name for t in TOPICS.values() if t.direction == "out" and not t.name.startswith("/")}
+    assert set(moved) == outputs and all(v.startswith("sr/") for v in moved.values())
 
 
 def test_launch_overrides_and_remaps(monkeypatch):

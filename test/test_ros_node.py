@@ -936,7 +936,7 @@ def test_invalid_parameters_rejected_with_reason(running, name, value, reason):
 @pytest.mark.parametrize("name,value,reason", [
     ("checkpoint", "/nonexistent/model.safetensors", "not found"),
     ("checkpoint", "x{bogus}.safetensors", "only placeholder allowed is {scale}"),
-    ("scale", 4, "x8 model but scale is 4"),
+    ("scale", 4, "checkpoint is x8, expected x4"),
 ])
 def test_invalid_checkpoint_parameters_rejected_with_reason(network, name, value, reason):
     test_invalid_parameters_rejected_with_reason(network, name, value, reason)

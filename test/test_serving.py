@@ -1,4 +1,5 @@
-"""naima_ros.serving without ROS: the pair policy on plain field objects, the parameter table."""
+"""naima_ros.serving without ROS: the pair policy on plain field objects (the parameter table and
+its validation: test_contract.py)."""
 import re
 import sys
 from pathlib import Path
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from naima_ros import serving
-from naima_ros.serving import (DEFAULTS, DROP_REASONS, PARAMETERS, Drop, FrameServer,
-                               ServeConfig, check_parameters)
+from naima_ros.contract import DEFAULTS
+from naima_ros.drops import DROP_REASONS, Drop
+from naima_ros.serving import FrameServer, ServeConfig
 
 S, H, W = 2, 3, 4  # LR depth 3 x 4, RGB 6 x 8
 
@@ -101,21 +103,7 @@ def test_every_drop_reason_is_documented():
     assert raised == set(DROP_REASONS)
 
 
-@pytest.mark.parametrize("new,reason", [
-    ({"scale": 12}, "scale must be one of"),
-    ({"device": "gpu"}, "device must be"),
-    ({"method": "nearest"}, "method must be one of"),
-    ({"precision": "fp8"}, "precision must be one of"),
-    ({"max_depth": 0.05}, "min_depth (0.1) must be below max_depth (0.05)"),
-    ({"method": "bicubic", "device": "cuda:1", "scale": 16}, None),
-])
-def test_check_parameters(new, reason):
-    got = check_parameters(new, DEFAULTS)
-    assert got == reason if reason is None else reason in got
-
-
-def test_table_defaults_config_and_no_torch():
-    assert {p.name for p in PARAMETERS} == set(DEFAULTS) and DEFAULTS["method"] == "naima"
+def test_config_from_parameter_values_and_no_torch():
     config = ServeConfig.from_values(dict(DEFAULTS, points_stride=3, method="bicubic"))
     assert config == ServeConfig(points_stride=3)
     # serving (and the predictors of the baselines) never need torch

@@ -42,12 +42,17 @@ def test_config_precedence_and_validation(tmp_path):
         load_config(None, ["--grad_loss=laplace"])
     with pytest.raises(ValueError, match="patch 100 must be a multiple of scale 8"):
         load_config(None, ["--patch=100"])
+    # the procedural scenes' one name; "synthetic", their earlier one, is still accepted
+    cfg = load_config(None, ["--dataset=synthetic", "--val_set=synthetic"])
+    assert (cfg.dataset, cfg.val_set) == ("procedural", "procedural")
+    with pytest.raises(ValueError, match="unknown val_set 'nyu'"):
+        load_config(None, ["--val_set=nyu"])
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "config" / "train").glob("*.yaml")))
 def test_shipped_configs_parse(name):
     cfg = load_config(str(REPO / "config" / "train" / f"{name}.yaml"), [])
-    if name.startswith("nyu"):  # the paper's recipe, SPEC.md 5
+    if name.startswith("nyu"):  # the paper's recipe, docs/model.md §5
         assert (cfg.preset, cfg.batch_size, cfg.repeat, cfg.epochs, cfg.lr) == ("reference", 1, 2, 200, 1e-4)
         assert (cfg.milestones, cfg.gamma, cfg.grad_loss, cfg.grad_weight) == ((50, 100, 150), 0.3, "sobel", 0.1)
         assert cfg.patch == {4: 420, 8: 448, 16: 448}[cfg.scale]

@@ -24,6 +24,9 @@ import threading
 from pathlib import Path
 
 from naima_ros.bags.io import STORAGES, BagError, Topics
+from naima_ros.contract import DEFAULTS as d
+from naima_ros.contract import parameter
+from naima_ros.options import BAG_DEFAULT_BASELINES, BASELINE_METHODS, METHODS, PRECISIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -41,8 +44,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _baselines(text: str) -> tuple[str, ...]:
-    from naima_ros.options import BASELINE_METHODS
-
     names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if names == ("none",):
         return ()
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames of a procedural source without :COUNT (default 60)")
     p.add_argument("--size", type=_size, metavar="WxH",
                    help="frame size (default: the first frame's, cropped to the scale)")
-    p.add_argument("--scale", type=int, default=8, help="RGB / depth size ratio (default 8)")
+    p.add_argument("--scale", type=int, default=d["scale"],
+                   help=f"RGB / depth size ratio (default {d['scale']})")
     p.add_argument("--encoding", choices=("16UC1", "32FC1"), default="16UC1",
                    help="LR depth and ground truth encoding (default 16UC1 mm)")
     p.add_argument("--tof-holes", action="store_true",
@@ -119,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     _add_topics(p, ["rgb", "rgb_info", "depth", "gt"])
 
-    from naima_ros.options import METHODS, PRECISIONS
-    from naima_ros.serving import DEFAULTS as d
     p = sub.add_parser("run", parents=[common],
                        help="serve a bag offline as the node would (no DDS)")
     p.add_argument("input", type=Path, metavar="INPUT_BAG")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the network or a classical baseline (default {d['method']})")
     p.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default=d["precision"], choices=PRECISIONS)
-    p.add_argument("--output-encoding", choices=("32FC1", "16UC1"),
+    p.add_argument("--output-encoding", choices=parameter("output_encoding").choices,
                    default=d["output_encoding"])
     p.add_argument("--no-points", action="store_true", help="do not write the point cloud")
     p.add_argument("--points-stride", type=int, default=d["points_stride"])
@@ -143,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger frames are dropped")
     p.add_argument("--slop", type=float, default=d["slop"], help="RGB/depth pairing slop, s")
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
-    _add_transports(p, d)
+    _add_transports(p)
     _add_output(p)
-    _add_registration(p, d)
+    _add_registration(p)
     _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "out_image", "out_info",
                     "out_points"])
 
@@ -180,19 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", type=Path, metavar="OUTPUT_BAG")
     p.add_argument("--report", type=Path, required=True, metavar="DIR",
                    help="folder for report.md, frames.csv and the PNG plots")
-    p.add_argument("--min-depth", type=float, default=0.1, help="node's min_depth, m")
-    p.add_argument("--max-depth", type=float, default=10.0, help="node's max_depth, m")
-    p.add_argument("--slop", type=float, default=0.02, help="RGB/depth pairing slop, s")
+    p.add_argument("--min-depth", type=float, default=d["min_depth"], help="node's min_depth, m")
+    p.add_argument("--max-depth", type=float, default=d["max_depth"], help="node's max_depth, m")
+    p.add_argument("--slop", type=float, default=d["slop"], help="RGB/depth pairing slop, s")
     p.add_argument("--strip-frame", default="auto",
                    help="frame of the qualitative strip: auto (motorcycle, else the last "
                    "served), last, or an index")
-    p.add_argument("--baselines", default="bicubic,guided_filter", type=_baselines,
+    p.add_argument("--baselines", default=",".join(BAG_DEFAULT_BASELINES), type=_baselines,
                    help="comma-separated baseline predictors scored beside the node's output "
-                   "(bicubic, guided_filter, jbu; default bicubic,guided_filter; none)")
+                   f"({', '.join(BASELINE_METHODS)}; default {','.join(BAG_DEFAULT_BASELINES)}; "
+                   "none)")
     p.add_argument("--scale", type=int, help="the node's scale (default: ground-truth width / "
                    "depth width; set it with --register-depth)")
-    _add_transports(p, d)
-    _add_registration(p, d)
+    _add_transports(p)
+    _add_registration(p)
     _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "gt", "out_image", "diagnostics"])
     return parser
 
@@ -220,7 +221,8 @@ def _make(args) -> int:
 
 def _run(args) -> int:
     from naima_ros.bags.run import run_bag
-    from naima_ros.serving import ServeConfig, check_parameters
+    from naima_ros.contract import check_parameters
+    from naima_ros.serving import ServeConfig
 
     config = ServeConfig(output_encoding=args.output_encoding, publish_points=not args.no_points,
                          points_stride=args.points_stride, points_rgb=not args.points_xyz,
@@ -256,7 +258,7 @@ def _replay(args) -> int:
     return 0
 
 
-def _add_registration(p, d) -> None:
+def _add_registration(p) -> None:
     """An unregistered depth camera, registered as the node's register_depth does."""
     g = p.add_argument_group("registration (the node's register_depth)")
     g.add_argument("--register-depth", action="store_true",
@@ -271,7 +273,7 @@ def _add_registration(p, d) -> None:
 
 def _registration(args) -> dict:
     """The registration fields of a ServeConfig from the options, checked as the node's."""
-    from naima_ros.serving import check_parameters
+    from naima_ros.contract import check_parameters
 
     values = {"depth_to_rgb_translation": tuple(args.depth_to_rgb_translation),
               "depth_to_rgb_rotation": tuple(args.depth_to_rgb_rotation)}
@@ -281,11 +283,12 @@ def _registration(args) -> dict:
     return {"register_depth": args.register_depth, **values}
 
 
-def _add_transports(p, d) -> None:
+def _add_transports(p) -> None:
     """Input transports as the node subscribes them (image_transport naming)."""
-    p.add_argument("--rgb-transport", choices=("raw", "compressed"), default=d["rgb_transport"],
+    p.add_argument("--rgb-transport", choices=parameter("rgb_transport").choices,
+                   default=d["rgb_transport"],
                    help="compressed: read CompressedImage from <rgb topic>/compressed")
-    p.add_argument("--depth-transport", choices=("raw", "compressedDepth"),
+    p.add_argument("--depth-transport", choices=parameter("depth_transport").choices,
                    default=d["depth_transport"],
                    help="compressedDepth: read <depth topic>/compressedDepth")
 

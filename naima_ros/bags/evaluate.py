@@ -33,21 +33,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTICS, IMAGE, BagError, BagReader, Topics,
-                               decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
+from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, BagError, BagReader,
+                               Topics, decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns,
+                               unit_of)
 from naima_ros.eval import metrics
 from naima_ros.frames import valid_depth_mask
-from naima_ros.options import BASELINE_METHODS, SCALES
-from naima_ros.image_transport import Drop, decode_compressed_color, decode_compressed_depth
+from naima_ros.contract import DEFAULTS
+from naima_ros.drops import Drop
+from naima_ros.image_transport import decode_compressed_color, decode_compressed_depth
+from naima_ros.options import BAG_DEFAULT_BASELINES, BASELINE_METHODS, SCALES
 from naima_ros.predictors import load_predictor
-from naima_ros.serving import DEFAULTS, FrameServer, ServeConfig, stamp_ns
+from naima_ros.serving import FrameServer, ServeConfig, stamp_ns
 
-__all__ = ["DEFAULT_BASELINES", "NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
+__all__ = ["NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
            "evaluate_bag"]
 
 MAX_PIXELS = DEFAULTS["max_input_pixels"]  # compressed inputs: the node's decompression-bomb bound
 NODE_OUTPUT = "naima"  # the method name the node's output images are scored under
-DEFAULT_BASELINES = ("bicubic", "guided_filter")
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Evaluation:
     strip: dict | None  # arrays of one frame for the qualitative figure
     min_depth: float
     max_depth: float
-    methods: tuple[str, ...] = (NODE_OUTPUT,) + DEFAULT_BASELINES
+    methods: tuple[str, ...] = (NODE_OUTPUT,) + BAG_DEFAULT_BASELINES
 
     @property
     def served(self) -> list[FrameScore]:
@@ -130,7 +132,7 @@ def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float
             metrics.mae(pred * factor, gt * factor, ok), cov)
 
 
-def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, methods=DEFAULT_BASELINES, *,
+def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, methods=BAG_DEFAULT_BASELINES, *,
                          min_depth: float | None = None, max_depth: float | None = None) -> dict[str, np.ndarray]:
     """The baseline predictors on one frame (metres in, metres out; NaN where the LR cell was invalid)."""
     ratio = rgb.shape[0] // max(depth_lr.shape[0], 1)
@@ -162,7 +164,7 @@ def _diagnostics_drops(msg) -> dict:
 
 def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
                  max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
-                 baselines=DEFAULT_BASELINES, progress: bool = True, rgb_transport: str = "raw",
+                 baselines=BAG_DEFAULT_BASELINES, progress: bool = True, rgb_transport: str = "raw",
                  depth_transport: str = "raw", registration: ServeConfig | None = None,
                  scale: int | None = None) -> Evaluation:
     """Score a bag holding inputs, ground truth and the node's output images.
@@ -209,7 +211,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
                                   "depth_info": CAMERA_INFO})
         names = reader.frame_names()
         wanted = [inputs.rgb, inputs.depth, topics.gt, topics.out_image]
-        has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTICS
+        has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTIC_ARRAY
         total = sum(c for t, c in reader.message_counts.items() if t in wanted)
 
         # pass 1: stamps and log times only (read from the CDR header, no image decoded)

@@ -1,10 +1,11 @@
 """rosbag2 reading and writing for the bag tools, over `rosbags` (pure Python, no ROS install).
 
-Holds what every `naima-bag` subcommand shares: the default topic names (`Topics`), the message
-type store, a reader that turns every way a user's bag can be broken (missing, not a bag, missing
-topic, truncated or corrupt storage) into a `BagError` naming the file or topic, a writer that
-always finalises what it wrote (metadata version 8, mcap or sqlite3) even when the run fails, and
-the small conversions between `rosbags` messages and arrays. Pixel decoding is
+Holds what every `naima-bag` subcommand shares: the topic names (`Topics`, defaulting to the
+node's), the message type names (re-exported from `naima_ros.contract`) and type store, a reader
+that turns every way a user's bag can be broken (missing, not a bag, missing topic, truncated or
+corrupt storage) into a `BagError` naming the file or topic, a writer that always finalises
+what it wrote (metadata version 8, mcap or sqlite3) even when the run fails, and the small
+conversions between `rosbags` messages and arrays. Pixel decoding is
 `naima_ros.depth_codec`, the code the node uses. A ROS 1 `.bag` is read too, its messages
 converted to the ROS 2 types (`naima_ros.bags.ros1`), so every subcommand takes one as input.
 """
@@ -21,6 +22,8 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from naima_ros.contract import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE,
+                                 POINT_CLOUD, TOPICS)
 from naima_ros.depth_codec import decode_color, decode_depth, encode_depth
 from naima_ros.serving import stamp_ns
 
@@ -29,7 +32,7 @@ __all__ = [
     "CAMERA_INFO",
     "CUSTOM_FRAMES_KEY",
     "DEPTH_UNITS",
-    "DIAGNOSTICS",
+    "DIAGNOSTIC_ARRAY",
     "COMPRESSED_IMAGE",
     "IMAGE",
     "POINT_CLOUD",
@@ -52,11 +55,6 @@ __all__ = [
 BAG_VERSION = 8  # rosbag2 metadata version (issue 5: so that Humble-era tools read the bags)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"  # image_transport's compressed / compressedDepth
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-POINT_CLOUD = "sensor_msgs/msg/PointCloud2"
-DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 # depth encoding -> (the unit errors are reported in, factor from metres)
 DEPTH_UNITS = {"16UC1": ("mm", 1000.0), "mono16": ("mm", 1000.0), "32FC1": ("m", 1.0)}
 REPAIR_HINT = ("a killed recording can be repaired with `ros2 bag reindex` (an .mcap file also "
@@ -71,17 +69,21 @@ class BagError(RuntimeError):
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names in a bag; every one is renameable (real recordings use their driver's names)."""
+    """Topic names in a bag; every one is renameable (real recordings use their driver's names).
 
-    rgb: str = "/rgb/image_rect_color"
-    rgb_info: str = "/rgb/camera_info"
-    depth: str = "/depth/image_rect"
-    depth_info: str = "/depth/camera_info"  # with register_depth
+    The defaults are the node's topics (`naima_ros.contract.TOPICS`, same role names) in the root
+    namespace, plus the ground truth, which only bags have.
+    """
+
+    rgb: str = TOPICS["rgb"].absolute
+    rgb_info: str = TOPICS["rgb_info"].absolute
+    depth: str = TOPICS["depth"].absolute
+    depth_info: str = TOPICS["depth_info"].absolute  # with register_depth
     gt: str = "/depth_gt/image_rect"
-    out_image: str = "/depth_registered/image_rect"
-    out_info: str = "/depth_registered/camera_info"
-    out_points: str = "/depth_registered/points"
-    diagnostics: str = "/diagnostics"
+    out_image: str = TOPICS["out_image"].absolute
+    out_info: str = TOPICS["out_info"].absolute
+    out_points: str = TOPICS["out_points"].absolute
+    diagnostics: str = TOPICS["diagnostics"].absolute
 
     @classmethod
     def roles(cls) -> list[str]:

@@ -1,5 +1,9 @@
 """`naima-bag make`: a sensor-like rosbag2 from the data package's datasets or procedural scenes.
 
+Frames are `naima_ros.data.common.RGBDFrame`s, the records every loader returns: each carries its
+depth unit's size in metres and its camera's intrinsics (where the dataset has them; otherwise a
+60-degree horizontal field of view is assumed), so the sources are names of the dataset registry.
+
 Each frame becomes, as a registered RGB-D camera driver would publish it:
   rgb/image_rect_color  rgb8 at the full resolution (H, W)
   rgb/camera_info       its calibration (K, P = [K | 0], plumb_bob with zero distortion)
@@ -17,6 +21,7 @@ rendered room, so consecutive frames are coherent; a new room starts every `segm
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,34 +32,16 @@ from PIL import Image as PILImage
 
 from naima_ros.bags.io import (CUSTOM_FRAMES_KEY, TYPESTORE, BagError, BagWriter, Topics,
                                depth_msg, header, rgb_msg)
-from naima_ros.data import middlebury_lu, nyu
-from naima_ros.data.registry import DATASETS, open_dataset
+from naima_ros.data.common import RGBDFrame, frame_from_metres
+from naima_ros.data.registry import DATASETS, PROCEDURAL, bag_sources, canonical_name, open_dataset
 
-__all__ = ["SOURCES", "Frame", "LRConfig", "TimingConfig", "fit_frame", "frames_from_source",
-           "lr_from_gt", "make_bag", "procedural_frames"]
+__all__ = ["SOURCES", "LRConfig", "TimingConfig", "camera_intrinsics", "fit_frame", "frames_from_source", "lr_from_gt",
+           "make_bag", "procedural_frames"]
 
-# procedural scenes, then the registry's datasets (naima_ros.data.registry), spelled as everywhere
-SOURCES = ("procedural", "motorcycle") + tuple(n for n in DATASETS if n != "motorcycle")
+SOURCES = bag_sources()  # procedural scenes, then the registry's datasets, spelled as everywhere
 FRAME_ID = "camera_color_optical_frame"
 START_TIME_NS = 1_700_000_000 * 1_000_000_000  # fixed, so a bag is reproducible from its seed
 ASSUMED_HFOV_DEG = 60.0  # for datasets that ship no calibration
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One full-resolution RGB-D frame.
-
-    Attributes:
-        name: where it came from ("procedural_s3_f07", "motorcycle", "nyu/1000").
-        rgb: (H, W, 3) uint8.
-        depth_m: (H, W) float32 ground truth in metres, NaN where unknown.
-        intrinsics: (fx, fy, cx, cy) in pixels of this image.
-    """
-
-    name: str
-    rgb: np.ndarray
-    depth_m: np.ndarray
-    intrinsics: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -98,41 +85,60 @@ class LRConfig:
 
 
 # ---------------------------------------------------------------------- frames
-def fit_frame(frame: Frame, width: int, height: int) -> Frame:
+def camera_intrinsics(frame: RGBDFrame) -> tuple[float, float, float, float]:
+    """The frame's intrinsics, or those of a 60-degree horizontal field of view centred on it."""
+    if frame.intrinsics is not None:
+        return frame.intrinsics
+    height, width = frame.depth.shape
+    f = width / (2.0 * np.tan(np.deg2rad(ASSUMED_HFOV_DEG) / 2.0))
+    return (f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def _with_pixels(frame: RGBDFrame, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray,
+                 intrinsics) -> RGBDFrame:
+    """The frame with other pixels (a crop or a resampling) and the intrinsics that go with them."""
+    minmax = (float(depth[valid].min()), float(depth[valid].max())) if valid.any() else frame.minmax
+    return dataclasses.replace(frame, rgb=rgb, depth=depth, valid=valid, minmax=minmax,
+                               intrinsics=intrinsics, depth_lr=None)
+
+
+def fit_frame(frame: RGBDFrame, width: int, height: int) -> RGBDFrame:
     """Scale a frame to cover (width, height), then centre-crop; intrinsics follow.
 
     A frame at most 5 % larger than the target is only cropped (no resampling).
 
-    RGB is resampled with area averaging / bilinear, depth with nearest neighbour (no depth
-    values invented across edges).
+    RGB is resampled with area averaging / bilinear, depth and its validity with nearest
+    neighbour (no depth values invented across edges).
     """
-    h0, w0 = frame.depth_m.shape
+    h0, w0 = frame.depth.shape
     if (h0, w0) == (height, width):
         return frame
+    fx, fy, cx, cy = camera_intrinsics(frame)
     if height <= h0 <= 1.05 * height and width <= w0 <= 1.05 * width:
         # barely larger (e.g. the size was cropped to the scale): crop only, no resampling
         x0, y0 = (w0 - width) // 2, (h0 - height) // 2
-        fx, fy, cx, cy = frame.intrinsics
-        return Frame(frame.name, frame.rgb[y0:y0 + height, x0:x0 + width].copy(),
-                     frame.depth_m[y0:y0 + height, x0:x0 + width].copy(),
-                     (fx, fy, cx - x0, cy - y0))
+        window = (slice(y0, y0 + height), slice(x0, x0 + width))
+        return _with_pixels(frame, frame.rgb[window].copy(), frame.depth[window].copy(),
+                            frame.valid[window].copy(), (fx, fy, cx - x0, cy - y0))
     s = max(width / w0, height / h0)
     sw, sh = max(width, round(w0 * s)), max(height, round(h0 * s))
     x0, y0 = (sw - width) // 2, (sh - height) // 2
     box = (x0, y0, x0 + width, y0 + height)
     rgb = PILImage.fromarray(frame.rgb).resize((sw, sh), PILImage.BILINEAR, reducing_gap=2.0)
-    depth = PILImage.fromarray(frame.depth_m.astype(np.float32)).resize((sw, sh),
-                                                                          PILImage.NEAREST)
-    fx, fy, cx, cy = frame.intrinsics
+
+    def nearest(plane: np.ndarray) -> np.ndarray:
+        image = PILImage.fromarray(plane.astype(np.float32)).resize((sw, sh), PILImage.NEAREST)
+        return np.asarray(image.crop(box), dtype=np.float32)
+
     sx, sy = sw / w0, sh / h0
     # pixel centres: u' = (u + 0.5) * sx - 0.5 - x0
     k = (fx * sx, fy * sy, (cx + 0.5) * sx - 0.5 - x0, (cy + 0.5) * sy - 0.5 - y0)
-    return Frame(frame.name, np.asarray(rgb.crop(box), dtype=np.uint8),
-                 np.asarray(depth.crop(box), dtype=np.float32), k)
+    return _with_pixels(frame, np.asarray(rgb.crop(box), dtype=np.uint8), nearest(frame.depth),
+                        nearest(frame.valid) > 0.5, k)
 
 
 def procedural_frames(n: int, height: int, width: int, *, seed: int = 0,
-                      segment_frames: int = 20, pan: float = 0.5) -> Iterator[Frame]:
+                      segment_frames: int = 20, pan: float = 0.5) -> Iterator[RGBDFrame]:
     """`n` frames of procedural rooms; the camera pans across each room for `segment_frames`.
 
     Args:
@@ -152,35 +158,30 @@ def procedural_frames(n: int, height: int, width: int, *, seed: int = 0,
         count = min(segment_frames, n - start)
         for i in range(count):
             x0 = int(round(extra * i / max(segment_frames - 1, 1)))
-            yield Frame(f"procedural_s{seed + room}_f{i:02d}", scene.rgb[:, x0:x0 + width].copy(),
-                        scene.depth_m[:, x0:x0 + width].astype(np.float32),
-                        (fx, fy, cx - x0, cy))
+            yield frame_from_metres(f"procedural_s{seed + room}_f{i:02d}",
+                                    scene.rgb[:, x0:x0 + width].copy(),
+                                    scene.depth_m[:, x0:x0 + width], (fx, fy, cx - x0, cy))
 
 
-def _hfov_intrinsics(height: int, width: int) -> tuple[float, float, float, float]:
-    f = width / (2.0 * np.tan(np.deg2rad(ASSUMED_HFOV_DEG) / 2.0))
-    return (f, f, (width - 1) / 2.0, (height - 1) / 2.0)
-
-
-def _dataset_frames(name: str, root, limit: int | None, path: str | None) -> Iterator[Frame]:
-    """Frames of a dataset: the shared copy, or the full dataset at `path` (test split)."""
-    with_path = [n for n, d in DATASETS.items() if "test" in d.splits and n != "motorcycle"]
+def _dataset_frames(name: str, root, limit: int | None, path: str | None) -> Iterator[RGBDFrame]:
+    """Frames of a dataset: the shared copy, or the full dataset at `path` (test split). A dataset
+    of one image (a still scene: motorcycle) is repeated for NAME:COUNT and named as the source."""
+    info = DATASETS[name]
+    with_path = [n for n, d in DATASETS.items() if "test" in d.splits and d.path_help is not None]
     if path is not None and name not in with_path:
         raise BagError(f"source {name}@PATH: a path is accepted for {', '.join(with_path)} only")
-    if path is None and not DATASETS[name].shared:
+    if path is None and info.needs_path:
         raise BagError(f"source {name} needs the dataset's folder: {name}@PATH")
-    frames, _ = open_dataset(name, "test" if "test" in DATASETS[name].splits else "train", path, root)
+    frames, _ = open_dataset(name, "test" if "test" in info.splits else "train", path, root)
+    if len(frames) == 1:
+        yield from [dataclasses.replace(frames[0], name=name)] * (limit or 1)
+        return
     for i in range(len(frames) if limit is None else min(limit, len(frames))):
-        f = frames[i]
-        to_m = middlebury_lu.METRES_PER_UNIT if f.unit == "8bit" else 1.0
-        depth = np.where(f.valid, f.depth.astype(np.float32) * np.float32(to_m), np.nan)
-        h, w = depth.shape
-        k = nyu.INTRINSICS if name == "nyu" and (h, w) == (480, 640) else _hfov_intrinsics(h, w)
-        yield Frame(f"{name}/{f.name}", f.rgb, depth.astype(np.float32), k)
+        yield dataclasses.replace(frames[i], name=f"{name}/{frames[i].name}")
 
 
 def frames_from_source(spec: str, *, height: int | None, width: int | None, frames: int,
-                       seed: int, shared_data=None) -> Iterator[Frame]:
+                       seed: int, shared_data=None) -> Iterator[RGBDFrame]:
     """Frames of one `--source` spec: NAME[:COUNT][@PATH] (NAME in `SOURCES`).
 
     Without PATH a dataset is read from the shared data folder (`shared_data`); with PATH from
@@ -191,6 +192,7 @@ def frames_from_source(spec: str, *, height: int | None, width: int | None, fram
     """
     spec, _, path = spec.partition("@")
     name, _, count = spec.partition(":")
+    name = canonical_name(name)
     if name not in SOURCES:
         raise BagError(f"unknown source {name!r}; expected one of {', '.join(SOURCES)} "
                        f"(optionally NAME:COUNT)")
@@ -198,15 +200,8 @@ def frames_from_source(spec: str, *, height: int | None, width: int | None, fram
         limit = int(count) if count else None
     except ValueError as exc:
         raise BagError(f"source {spec!r}: COUNT must be an integer") from exc
-    if name == "procedural":
+    if name == PROCEDURAL:
         return procedural_frames(limit or frames, height or 240, width or 320, seed=seed)
-    if name == "motorcycle":
-        from naima_ros.data.motorcycle import FOCAL_PX, PRINCIPAL_POINT_PX, load_motorcycle
-
-        f = load_motorcycle()
-        depth = np.where(f.valid, f.depth, np.nan).astype(np.float32)
-        k = (FOCAL_PX, FOCAL_PX) + tuple(PRINCIPAL_POINT_PX)
-        return iter([Frame("motorcycle", f.rgb, depth, k)] * (limit or 1))
     return _dataset_frames(name, shared_data, limit, path or None)
 
 
@@ -272,7 +267,7 @@ class MakeSummary:
     duration_s: float = 0.0
 
 
-def make_bag(output: str | Path, sources: list[list[Frame]] | list, *, lr: LRConfig = LRConfig(),
+def make_bag(output: str | Path, sources: list[list[RGBDFrame]] | list, *, lr: LRConfig = LRConfig(),
              timing: TimingConfig = TimingConfig(), size: tuple[int, int] | None = None,
              topics: Topics = Topics(), storage: str = "mcap", overwrite: bool = False,
              seed: int = 0, progress: bool = True) -> MakeSummary:
@@ -280,7 +275,7 @@ def make_bag(output: str | Path, sources: list[list[Frame]] | list, *, lr: LRCon
 
     Args:
         output: the bag folder to create.
-        sources: one iterable of `Frame` per source.
+        sources: one iterable of `RGBDFrame` per source.
         lr: the LR depth sensor.
         timing: stamps, jitter and drops.
         size: (width, height) of every frame; default the first frame's, cropped to a multiple of
@@ -313,7 +308,7 @@ def make_bag(output: str | Path, sources: list[list[Frame]] | list, *, lr: LRCon
                     t_nominal += timing.gap_s * 1e9
                 for frame in frames:
                     if size is None:
-                        h0, w0 = frame.depth_m.shape
+                        h0, w0 = frame.depth.shape
                         size = (w0 - w0 % s, h0 - h0 % s)
                     frame = fit_frame(frame, *size)
                     width, height = size
@@ -335,13 +330,14 @@ def make_bag(output: str | Path, sources: list[list[Frame]] | list, *, lr: LRCon
                     def delay() -> int:
                         return int(rng.uniform(*timing.transport_ms) * 1e6)
 
-                    depth_lr = lr_from_gt(frame.depth_m, frame.rgb, lr, rng)
+                    depth_m = frame.depth_m  # (H, W) ground truth, NaN where unknown
+                    depth_lr = lr_from_gt(depth_m, frame.rgb, lr, rng)
                     out = [(t_depth + delay(), topics.gt,
-                            depth_msg(header(t_depth, FRAME_ID), frame.depth_m, lr.encoding))]
+                            depth_msg(header(t_depth, FRAME_ID), depth_m, lr.encoding))]
                     if lost not in ("rgb", "both"):
                         hdr = header(t_rgb, FRAME_ID)
                         t_log = t_rgb + delay()
-                        out += [(t_log, topics.rgb_info, _camera_info(hdr, frame.intrinsics,
+                        out += [(t_log, topics.rgb_info, _camera_info(hdr, camera_intrinsics(frame),
                                                                        width, height)),
                                 (t_log + 1, topics.rgb, rgb_msg(hdr, frame.rgb))]
                         summary.rgb += 1

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import importlib
 import os
 import signal
 import subprocess
@@ -33,12 +32,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from naima_ros.bags.io import (CAMERA_INFO, DIAGNOSTICS, IMAGE, POINT_CLOUD, BagError, BagReader,
-                               BagWriter, Topics)
+from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, POINT_CLOUD,
+                               BagError, BagReader, BagWriter, Topics)
 from naima_ros.bags.qos import playback_qos
-from naima_ros.bags.run import COMPRESSED_IMAGE, bag_scale, default_checkpoint
+from naima_ros.bags.run import bag_scale, default_checkpoint
+from naima_ros.contract import DEFAULTS, TOPICS
 from naima_ros.resources import resolve_checkpoint
-from naima_ros.serving import DEFAULTS
 
 __all__ = ["ReplaySummary", "node_command", "replay_bag"]
 
@@ -64,9 +63,10 @@ class ReplaySummary:
 
 def _ros_type(msgtype: str):
     """The rclpy message class of 'pkg/msg/Name'."""
-    pkg, _, name = msgtype.split("/")
+    from naima_ros.ros.topics import message_class
+
     try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+        return message_class(msgtype)
     except (ImportError, AttributeError) as exc:
         raise BagError(f"message type {msgtype} is not installed for rclpy ({exc})") from exc
 
@@ -89,13 +89,10 @@ def node_command(checkpoint: Path | None, scale: int, topics: Topics, *,
     for key, value in values.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         cmd += ["-p", f"{key}:={text}"]
-    remaps = {"rgb/image_rect_color": topics.rgb, "rgb/camera_info": topics.rgb_info,
-              "depth/image_rect": topics.depth, "depth/camera_info": topics.depth_info,
-              "depth_registered/image_rect": topics.out_image,
-              "depth_registered/camera_info": topics.out_info,
-              "depth_registered/points": topics.out_points, "/diagnostics": topics.diagnostics}
-    for src, dst in remaps.items():
-        cmd += ["-r", f"{src}:={dst}"]
+    # the node's names onto the bag's (every contract topic the bag has a role for)
+    for role, topic in TOPICS.items():
+        if hasattr(topics, role):
+            cmd += ["-r", f"{topic.name}:={getattr(topics, role)}"]
     return cmd
 
 
@@ -385,7 +382,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
             log(f"note: {topic} is left out of the ROS 1 bag: {why}")
         play = {c.topic: c for c in reader.connections if c.topic not in skipped}
         record = {topics.out_image: IMAGE, topics.out_info: CAMERA_INFO,
-                  topics.diagnostics: DIAGNOSTICS}
+                  topics.diagnostics: DIAGNOSTIC_ARRAY}
         if record_points:
             record[topics.out_points] = POINT_CLOUD
         if start_node:

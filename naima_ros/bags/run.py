@@ -3,7 +3,7 @@
 Every pair goes through `naima_ros.serving.FrameServer`, the code the node runs: the same checks
 in the same order, the same drop reasons, the same predictor call and output arrays; this module
 only pairs, builds `rosbags` messages and writes them. Options default to the node's parameters
-(`naima_ros.serving.PARAMETERS`).
+(`naima_ros.contract.PARAMETERS`).
 
 Pairing is the approximate-time rule of the node's synchroniser, streamed: a depth frame is paired
 with the RGB frame nearest in stamp within `slop` (or the identical stamp with `exact_sync`) once
@@ -27,8 +27,10 @@ import numpy as np
 
 from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
                                BagWriter, Topics, deserialize, image_msg)
+from naima_ros.contract import DEFAULTS
+from naima_ros.drops import Drop
 from naima_ros.resources import resolve_checkpoint
-from naima_ros.serving import DEFAULTS, Drop, FrameServer, ServeConfig, point_fields, stamp_ns
+from naima_ros.serving import FrameServer, ServeConfig, point_fields, stamp_ns
 
 
 __all__ = ["PairMatcher", "RunSummary", "bag_scale", "default_checkpoint", "run_bag",

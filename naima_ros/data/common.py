@@ -1,9 +1,10 @@
 """Shared pieces of the dataset loaders: the frame record, the error type, image I/O, paths.
 
 Every loader in ``naima_ros.data`` returns an :class:`RGBDFrame` per image, or a lazy
-:class:`FrameList` of them. A frame carries its dataset's evaluation protocol with it (depth unit,
-normalisation range, the factor to the reported RMSE unit), so the metric code never needs to know
-which dataset it scores (SPEC.md sections 3.1, 3.3 and 4).
+:class:`FrameList` of them; ``naima-bag make`` writes the same records. A frame carries its
+dataset's facts with it (depth unit and its size in metres, normalisation range, the factor to the
+reported RMSE unit, the camera's intrinsics where the dataset has them), so neither the metric code
+nor the bag writer needs to know which dataset it handles (docs/model.md, "Data and protocols").
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "read_depth_png",
     "clip_depth",
     "fill_invalid_nearest",
+    "frame_from_metres",
+    "metre_frame",
 ]
 
 
@@ -52,6 +55,10 @@ class RGBDFrame:
         rmse_unit: Name of the reported RMSE unit ("cm" or "8bit").
         depth_lr: Optional (h, w) float32 real low-resolution depth in ``unit`` (RGB-D-D real
             scenes, TOFDSR), NaN where invalid. The reference ignores it and synthesises LR.
+        intrinsics: (fx, fy, cx, cy) in pixels of this image, or None where the dataset ships no
+            calibration.
+        metres_per_unit: The length of one ``unit`` in metres (1 for "m"; Middlebury/Lu's 8-bit
+            depth has an assumed one), None where the depth is not a length (inverse depth).
     """
 
     name: str
@@ -63,12 +70,26 @@ class RGBDFrame:
     rmse_scale: float
     rmse_unit: str
     depth_lr: np.ndarray | None = field(default=None)
+    intrinsics: tuple[float, float, float, float] | None = None
+    metres_per_unit: float | None = 1.0
 
     @property
     def depth_norm(self) -> np.ndarray:
         """(H, W) float32 depth min-max normalised with ``minmax`` (in [0, 1] when in range)."""
         lo, hi = self.minmax
         return ((self.depth - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+    @property
+    def depth_m(self) -> np.ndarray:
+        """(H, W) float32 depth in metres, NaN where invalid.
+
+        Raises:
+            ValueError: the depth is not a length (``metres_per_unit`` None).
+        """
+        if self.metres_per_unit is None:
+            raise ValueError(f"frame {self.name}: depth in {self.unit} is not a length")
+        return np.where(self.valid, self.depth.astype(np.float32) * np.float32(self.metres_per_unit),
+                        np.float32(np.nan)).astype(np.float32)
 
 
 class FrameList(Sequence):
@@ -142,7 +163,7 @@ def read_depth_png(path: str | os.PathLike, *, bits: int) -> np.ndarray:
 
 def clip_depth(depth_m: np.ndarray, clip: tuple[float, float], *,
                fill_holes: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Apply a dataset's depth range as the reference preparation does (SPEC.md 3.1).
+    """Apply a dataset's depth range as the reference preparation does (docs/model.md §3.1).
 
     The mask marks lo <= d <= hi on the unclipped depth; the depth is clipped to [lo, hi]; min and
     max are those of the clipped image (every pixel, as the reference does; holes clip to ``lo``).
@@ -167,7 +188,8 @@ def clip_depth(depth_m: np.ndarray, clip: tuple[float, float], *,
 
 
 def metre_frame(name: str, rgb: np.ndarray, depth_m: np.ndarray, clip: tuple[float, float], *,
-                path: Path, depth_lr: np.ndarray | None = None, fill_holes: bool = False) -> RGBDFrame:
+                path: Path, depth_lr: np.ndarray | None = None, fill_holes: bool = False,
+                intrinsics: tuple[float, float, float, float] | None = None) -> RGBDFrame:
     """Build a metric frame (NYU / RGB-D-D / TOFDSR protocol: clip, min-max, RMSE in cm).
 
     ``fill_holes`` as in :func:`clip_depth` (False = the reference's preparation).
@@ -179,7 +201,19 @@ def metre_frame(name: str, rgb: np.ndarray, depth_m: np.ndarray, clip: tuple[flo
         raise DatasetError(f"{path}: expected RGB and depth of the same size, got {rgb.shape[:2]} and {depth_m.shape}")
     depth, valid, minmax = clip_depth(depth_m, clip, fill_holes=fill_holes)
     return RGBDFrame(name=name, rgb=rgb, depth=depth, valid=valid, minmax=minmax, unit="m",
-                     rmse_scale=100.0, rmse_unit="cm", depth_lr=depth_lr)
+                     rmse_scale=100.0, rmse_unit="cm", depth_lr=depth_lr, intrinsics=intrinsics)
+
+
+def frame_from_metres(name: str, rgb: np.ndarray, depth_m: np.ndarray,
+                      intrinsics: tuple[float, float, float, float] | None = None) -> RGBDFrame:
+    """A metric frame of depth as measured: valid where finite and > 0, no clipping; holes hold the
+    nearest valid depth; per-image min-max of the valid depth; RMSE in cm."""
+    depth_m = np.asarray(depth_m, dtype=np.float32)
+    valid = np.isfinite(depth_m) & (depth_m > 0)
+    depth = fill_invalid_nearest(depth_m, valid)
+    minmax = (float(depth_m[valid].min()), float(depth_m[valid].max())) if valid.any() else (0.0, 1.0)
+    return RGBDFrame(name=name, rgb=rgb, depth=depth, valid=valid, minmax=minmax, unit="m",
+                     rmse_scale=100.0, rmse_unit="cm", intrinsics=intrinsics)
 
 
 def require_dir(path: str | os.PathLike, what: str) -> Path:

@@ -1,8 +1,8 @@
 """torch ``Dataset`` classes: training patches (real frames + procedural scenes) and full test images.
 
-Training follows SPEC.md 3.2 (``ExtendedSRImplicitDownSampled``, train=True): random P x P crop
+Training follows docs/model.md §3.2 (``ExtendedSRImplicitDownSampled``, train=True): random P x P crop
 (randrange quirk), brightness/contrast on RGB, flips/transpose/rot90 on everything, LR synthesised
-from the normalised patch. Test samples follow SPEC.md 3.3 / 4 for the corrected protocol: the
+from the normalised patch. Test samples follow docs/model.md §3.3 / §4 for the corrected protocol: the
 HR image modcropped to a multiple of s and the LR synthesised from it; the reference protocol's
 square padding before LR synthesis belongs to inference (``naima_ros.inference``), which can
 rebuild the LR from ``depth_hr``.
@@ -42,8 +42,8 @@ class TrainDataset(Dataset):
         synthetic_size: (H, W) of the procedural scenes.
         synthetic_seed: Seed of scene 0.
         seed: Seed of crops and augmentations.
-        augmentation: Apply the SPEC.md 3.2 augmentations.
-        clamp_rgb: The reference's clamp of standardised RGB to [0, 1] (SPEC.md 6.10); off by default.
+        augmentation: Apply the docs/model.md §3.2 augmentations.
+        clamp_rgb: The reference's clamp of standardised RGB to [0, 1] (docs/model.md §6.10); off by default.
         cache_synthetic: Keep rendered scenes in memory (~0.8 MB each at 384x512).
         lr_synthesis: How the LR is made (``transforms.LR_SYNTHESES``; the reference: ``antialias``).
 

@@ -1,6 +1,6 @@
 """Middlebury (30) and Lu (6) benchmark test sets: 8-bit PNG pairs read as the reference reads them.
 
-SPEC.md 3.3 (``BenchmarkSRImplicitDownSampled``): every file whose name contains ``output_color``
+docs/model.md §3.3 (``BenchmarkSRImplicitDownSampled``): every file whose name contains ``output_color``
 (RGB) or ``output_depth`` (GT), sorted; we also accept the widely shared ``ouput_color`` spelling
 of the Lu set. Depth is single-channel 8-bit, RMSE is reported in these 0-255 units, and the
 depth is normalised by /255 (``minmax = (0, 255)``), not min-max. Modcrop to a multiple of s is
@@ -26,7 +26,7 @@ __all__ = ["METRES_PER_UNIT", "PAPER_TABLES", "REFERENCE_RGB", "TITLES", "COLOR_
 TITLES = {"middlebury": "Middlebury", "lu": "Lu"}
 PAPER_TABLES = {"middlebury": 2, "lu": 3}  # the paper's tables, RMSE in 8-bit units
 REFERENCE_RGB = "unit"  # the reference feeds these sets' RGB /255 without ImageNet standardisation
-# The 8-bit depth has no metric scale; bags made from these sets (naima-bag make) assume this.
+# The 8-bit depth has no metric scale; the frames assume this one (naima-bag make writes bags in metres).
 METRES_PER_UNIT = 0.02
 COLOR_PATTERN = re.compile(r"(?:output|ouput)_color")  # "output_color" or the widespread "ouput_color"
 DEPTH_PATTERN = re.compile(r"output_depth")
@@ -75,7 +75,7 @@ def load_benchmark_pngs(root: str | os.PathLike, dataset: str) -> FrameList:
         # No validity mask in the protocol; 0 is kept as a value (the sets are hole-free).
         return RGBDFrame(name=names[i], rgb=rgb, depth=depth.astype(np.float32),
                          valid=np.ones(depth.shape, dtype=bool), minmax=(0.0, 255.0), unit="8bit",
-                         rmse_scale=1.0, rmse_unit="8bit")
+                         rmse_scale=1.0, rmse_unit="8bit", metres_per_unit=METRES_PER_UNIT)
 
     return FrameList(names, load, f"{dataset} ({root})")
 

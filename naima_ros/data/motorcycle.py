@@ -48,4 +48,4 @@ def load_motorcycle() -> RGBDFrame:
     filled = fill_invalid_nearest(depth, valid)
     return RGBDFrame(name="motorcycle", rgb=np.ascontiguousarray(left, dtype=np.uint8), depth=filled, valid=valid,
                      minmax=(float(depth[valid].min()), float(depth[valid].max())), unit="m",
-                     rmse_scale=100.0, rmse_unit="cm")
+                     rmse_scale=100.0, rmse_unit="cm", intrinsics=(FOCAL_PX, FOCAL_PX) + PRINCIPAL_POINT_PX)

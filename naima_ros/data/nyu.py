@@ -1,10 +1,10 @@
 """NYU Depth v2 (labeled set): the official ``nyu_depth_v2_labeled.mat`` and the prepared .npy layout.
 
-SPEC.md 3.1 (GDSR-Data-Preperation): ``images`` (1449, 3, 640, 480) uint8 and ``depths``
+docs/model.md §3.1 (GDSR-Data-Preperation): ``images`` (1449, 3, 640, 480) uint8 and ``depths``
 (1449, 640, 480) float in the MATLAB v7.3 (HDF5) file are stored transposed and become 3x480x640
 and 480x640. Split by index: 0-999 train, 1000-1448 test. Depth in metres clipped to [0.1, 10];
 the mask marks 0.1 <= d <= 10 on the unclipped depth; no crop, no hole filling, no resizing.
-RMSE in cm after de-normalising with the per-image min/max (SPEC.md 4).
+RMSE in cm after de-normalising with the per-image min/max (docs/model.md §4).
 """
 
 from __future__ import annotations
@@ -16,15 +16,20 @@ import numpy as np
 from naima_ros.data.common import DatasetError, FrameList, RGBDFrame, metre_frame, require_dir, require_file
 
 __all__ = ["INTRINSICS", "PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CLIP_M", "NUM_IMAGES", "TRAIN_COUNT",
-           "split_indices", "load_nyu_mat", "load_prepared_split"]
+           "kinect_intrinsics", "split_indices", "load_nyu_mat", "load_prepared_split"]
 
 TITLE = "NYU v2"
 CLIP_M = (0.1, 10.0)  # metres; also the validity range
-REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (docs/model.md §4)
 PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)  # (fx, fy, cx, cy) px of NYU v2's Kinect at 480x640
 NUM_IMAGES = 1449
 TRAIN_COUNT = 1000  # indices 0-999 train, 1000-1448 test
+
+
+def kinect_intrinsics(height: int, width: int) -> tuple[float, float, float, float] | None:
+    """``INTRINSICS`` for a full 480x640 NYU frame, None for any other size (not calibrated)."""
+    return INTRINSICS if (height, width) == (480, 640) else None
 
 
 def split_indices(split: str) -> range:
@@ -80,7 +85,8 @@ def load_nyu_mat(path: str | os.PathLike, split: str = "test") -> FrameList:
         # MATLAB stores column-major: (3, W, H) -> (H, W, 3) and (W, H) -> (H, W).
         rgb = np.ascontiguousarray(state["file"]["images"][index].transpose(2, 1, 0))
         depth_m = np.ascontiguousarray(state["file"]["depths"][index].T, dtype=np.float32)
-        return metre_frame(str(index), rgb, depth_m, CLIP_M, path=path)
+        return metre_frame(str(index), rgb, depth_m, CLIP_M, path=path,
+                           intrinsics=kinect_intrinsics(*depth_m.shape))
 
     return FrameList([str(i) for i in indices], load, f"NYU v2 {split} ({path})")
 
@@ -94,7 +100,7 @@ _PREPARED_ARRAYS = {
 
 
 def load_prepared_split(root: str | os.PathLike, split: str = "test", *, dataset: str = "NYU v2") -> FrameList:
-    """Lazy frames from the prepared memory-mapped .npy layout of SPEC.md 3.1.
+    """Lazy frames from the prepared memory-mapped .npy layout of docs/model.md §3.1.
 
     Reads ``<split>_images_split.npy`` (N, 3, H, W) uint8, ``<split>_depths_clipped_split.npy``
     (N, H, W) metres, ``<split>_mask_split.npy`` (N, H, W) bool and ``<split>_minmax_split.npy``
@@ -138,6 +144,7 @@ def load_prepared_split(root: str | os.PathLike, split: str = "test", *, dataset
         maximum, minimum = (float(v) for v in arrays["minmax"][i])  # stored as [max, min]
         return RGBDFrame(name=str(i), rgb=rgb, depth=np.asarray(arrays["depths_clipped"][i], dtype=np.float32),
                          valid=np.asarray(arrays["mask"][i], dtype=bool), minmax=(minimum, maximum),
-                         unit="m", rmse_scale=100.0, rmse_unit="cm")
+                         unit="m", rmse_scale=100.0, rmse_unit="cm",
+                         intrinsics=kinect_intrinsics(height, width) if dataset == TITLE else None)
 
     return FrameList([str(i) for i in range(count)], load, f"{dataset} prepared {split} ({root})")

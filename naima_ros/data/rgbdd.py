@@ -1,6 +1,6 @@
 """RGB-D-D (``RGBDD-Full``): per-category folders of ``*RGB.jpg`` + ``*HR_gt.png`` (uint16 mm).
 
-SPEC.md 3.1: ``RGBDD-Full/{models,plants,portraits}/{*_train,*_test}/<id>/`` each holding
+docs/model.md §3.1: ``RGBDD-Full/{models,plants,portraits}/{*_train,*_test}/<id>/`` each holding
 ``<id>_RGB.jpg`` and ``<id>_HR_gt.png`` at 384x512; depth mm / 1000 -> metres, clipped to the
 category's range, which also sets the mask: models [0.6, 3], portraits [1, 5], plants [0.6, 1.5].
 Train and test are each the concatenation of the three categories. The reference concatenates
@@ -22,7 +22,7 @@ __all__ = ["PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CATEGORY_CLIP_M", "UNCATEGO
            "rgbdd_frame"]
 
 TITLE = "RGB-D-D"
-REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (docs/model.md §4)
 PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 CATEGORY_CLIP_M = {"models": (0.6, 3.0), "plants": (0.6, 1.5), "portraits": (1.0, 5.0)}
 # For RGB-D-D frames whose category is unknown (the shared folders): the widest range the

@@ -67,7 +67,8 @@ def _nyu_test(folder: Path) -> FrameList:
             raise DatasetError(f"{depth_path}: expected a float32 metres .npy ({error})") from error
         if depth_m.ndim != 2 or depth_m.dtype.kind != "f":
             raise DatasetError(f"{depth_path}: got {depth_m.dtype} {depth_m.shape}; expected (H, W) float metres")
-        return metre_frame(name, read_rgb(rgb_path), depth_m.astype(np.float32), nyu.CLIP_M, path=depth_path)
+        return metre_frame(name, read_rgb(rgb_path), depth_m.astype(np.float32), nyu.CLIP_M, path=depth_path,
+                           intrinsics=nyu.kinect_intrinsics(*depth_m.shape))
 
     return FrameList([p[0] for p in pairs], load, f"NYU v2 test subset ({folder})")
 

@@ -140,7 +140,8 @@ class SyntheticScene:
         return RGBDFrame(name=name or f"synthetic_{self.seed}", rgb=self.rgb, depth=depth,
                          valid=np.ones(depth.shape, dtype=bool),
                          minmax=(float(depth.min()), float(depth.max())), unit=unit, rmse_scale=100.0,
-                         rmse_unit="cm" if unit == "m" else "1/m x100")
+                         rmse_unit="cm" if unit == "m" else "1/m x100", intrinsics=self.intrinsics,
+                         metres_per_unit=1.0 if unit == "m" else None)
 
 
 def _rotation(rng: np.random.Generator, max_angles_deg: tuple[float, float, float]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """TOF-DSR ("TOFDSRD" in the paper): list files ``TOFDSR_Train.txt`` / ``TOFDSR_Test.txt``.
 
-SPEC.md 3.1: each line is comma-separated ``rgb, gt, lr`` paths; the reference strips the prefix
+docs/model.md §3.1: each line is comma-separated ``rgb, gt, lr`` paths; the reference strips the prefix
 ``TOFDC_split`` with ``str.lstrip`` (a character-set strip that happens to work because a "/"
 follows); we remove the literal prefix, which gives the same path for these lines. RGB and GT at
 384x512; GT uint16 mm / 1000 -> metres, clipped to [0.1, 6.0] (also the mask). The real LR column
@@ -18,7 +18,7 @@ from naima_ros.data.rgbdd import rgbdd_frame
 __all__ = ["PAPER_TABLE", "REFERENCE_RGB", "TITLE", "CLIP_M", "LIST_FILES", "load_tofdsr", "parse_list"]
 
 TITLE = "TOFDSR"
-REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (SPEC.md 4)
+REFERENCE_RGB = "imagenet"  # RGB normalisation of the reference protocol (docs/model.md §4)
 PAPER_TABLE = 1  # the paper's table: metric sets, RMSE in cm
 CLIP_M = (0.1, 6.0)
 LIST_FILES = {"train": "TOFDSR_Train.txt", "test": "TOFDSR_Test.txt"}

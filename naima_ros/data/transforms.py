@@ -1,6 +1,6 @@
 """Array transforms of the data pipeline: normalisation, modcrop, LR synthesis, training crops.
 
-SPEC.md 3.2 (online training samples of the reference's ``ExtendedSRImplicitDownSampled``) and 3.3.
+docs/model.md §3.2 (online training samples of the reference's ``ExtendedSRImplicitDownSampled``) and 3.3.
 Parity quirks kept on purpose and commented where they occur: the crop offset drawn with
 ``random.randrange(0, dim - P)`` (the last offset is never drawn), torchvision's clamp of
 standardised RGB to [0, 1] in brightness/contrast (only behind ``clamp_rgb``), and LR synthesised
@@ -25,7 +25,6 @@ __all__ = [
     "LR_SYNTHESES",
     "synthesize_lr",
     "resize_bicubic_pil",
-    "upsample_bicubic_torch",
     "random_crop_offsets",
     "augment",
     "make_training_sample",
@@ -44,7 +43,7 @@ def unstandardise_rgb(rgb_std: np.ndarray) -> np.ndarray:
 
 
 def modcrop(array: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the top-left (H - H % s) x (W - W % s) window of an (H, W, ...) array (SPEC 3.3)."""
+    """Crop the top-left (H - H % s) x (W - W % s) window of an (H, W, ...) array (docs/model.md §3.3)."""
     height, width = array.shape[:2]
     return array[: height - height % scale, : width - width % scale]
 
@@ -56,7 +55,7 @@ LR_SYNTHESES = ("antialias", "plain", "area")
 
 
 def synthesize_lr(depth_norm, scale: int, *, method: str = "antialias"):
-    """Low-resolution depth from normalised HR depth; by default exactly as the reference (SPEC.md 3.2, quirk 14).
+    """Low-resolution depth from normalised HR depth; by default exactly as the reference (docs/model.md §3.2, §6.14).
 
     ``antialias``: ``F.interpolate(mode="bicubic", antialias=True, align_corners=False)`` to (H // s, W // s), no
     clamping: what torchvision ``resize(..., BICUBIC)`` does on a float tensor (torchvision >= 0.17 antialiases
@@ -87,24 +86,6 @@ def synthesize_lr(depth_norm, scale: int, *, method: str = "antialias"):
                            antialias=method == "antialias", align_corners=False)
     lr = lr.reshape(tuple(tensor.shape[:-2]) + tuple(lr.shape[-2:]))
     return lr.numpy() if is_numpy else lr
-
-
-def upsample_bicubic_torch(depth_lr, size_hw: tuple[int, int]):
-    """Bicubic upsampling with ``F.interpolate(mode="bicubic", align_corners=False)``, no antialias.
-
-    Args:
-        depth_lr: (h, w) numpy array or (..., h, w) tensor.
-        size_hw: Output (H, W).
-
-    Returns:
-        (H, W) float32 numpy array, or a tensor of the input's leading layout.
-    """
-    is_numpy = isinstance(depth_lr, np.ndarray)
-    tensor = torch.as_tensor(np.asarray(depth_lr, dtype=np.float32)) if is_numpy else depth_lr.float()
-    batched = tensor.reshape((-1, 1) + tuple(tensor.shape[-2:]))
-    out = F.interpolate(batched, size=tuple(size_hw), mode="bicubic", align_corners=False)
-    out = out.reshape(tuple(tensor.shape[:-2]) + tuple(size_hw))
-    return out.numpy() if is_numpy else out
 
 
 def random_crop_offsets(height: int, width: int, patch_hw: tuple[int, int],
@@ -140,7 +121,7 @@ def _adjust_contrast(rgb: torch.Tensor, factor: float, clamp: bool) -> torch.Ten
 
 def augment(rgb: torch.Tensor, others: list[torch.Tensor], rng: np.random.Generator, *,
             clamp_rgb: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The reference's training augmentations, in order, each with p = 0.5 (SPEC.md 3.2).
+    """The reference's training augmentations, in order, each with p = 0.5 (docs/model.md §3.2).
 
     1. brightness x (1 + U(-0.1, 0.1)), RGB only; 2. contrast x (1 + U(-0.1, 0.1)) around the mean
     grey level, RGB only; 3. horizontal flip; 4. vertical flip; 5. transpose; 6. rot90 by +-90 deg
@@ -151,7 +132,7 @@ def augment(rgb: torch.Tensor, others: list[torch.Tensor], rng: np.random.Genera
         others: (C, P, P) tensors moved with the RGB (depth, mask, ...).
         rng: Source of every random draw.
         clamp_rgb: Reproduce the reference's quirk: torchvision clamps float images to [0, 1] in
-            brightness and contrast, which clips ImageNet-standardised RGB (SPEC.md 6.10).
+            brightness and contrast, which clips ImageNet-standardised RGB (docs/model.md §6.10).
 
     Returns:
         (rgb, others) after augmentation.
@@ -178,7 +159,7 @@ def make_training_sample(rgb_std: np.ndarray, depth_norm: np.ndarray, valid: np.
                          minmax: tuple[float, float], name: str, *, patch: int | tuple[int, int],
                          scale: int, rng: np.random.Generator, augmentation: bool = True,
                          clamp_rgb: bool = False, lr_synthesis: str = "antialias") -> dict:
-    """One training sample as the reference builds it: crop, augment, synthesise LR (SPEC.md 3.2).
+    """One training sample as the reference builds it: crop, augment, synthesise LR (docs/model.md §3.2).
 
     Args:
         rgb_std: (3, H, W) float32 standardised RGB.
@@ -209,7 +190,7 @@ def make_training_sample(rgb_std: np.ndarray, depth_norm: np.ndarray, valid: np.
     mask = torch.from_numpy(np.ascontiguousarray(valid[y:y + ph, x:x + pw]))[None]
     if augmentation:
         rgb, (depth, mask) = augment(rgb, [depth, mask], rng, clamp_rgb=clamp_rgb)
-    # LR from the normalised HR patch, so it is not re-normalised per patch (SPEC.md 3.2).
+    # LR from the normalised HR patch, so it is not re-normalised per patch (docs/model.md §3.2).
     depth_lr = synthesize_lr(depth, scale, method=lr_synthesis)
     return {
         "rgb": rgb,

@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from naima_ros import baselines
 from naima_ros.checkpoint import CheckpointError
-from naima_ros.eval import baselines
 from naima_ros.eval.protocols import EvalError, Sample
 from naima_ros.inference import Upsampler
 from naima_ros.options import BASELINE_METHODS
 from naima_ros.predictors import load_predictor
 from naima_ros.resample import resize_bicubic_pil
 
-__all__ = ["DEFAULT_BASELINES", "EVAL_BASELINES", "Method", "baseline_method", "load_models", "model_method"]
+__all__ = ["EVAL_BASELINES", "Method", "baseline_method", "load_models", "model_method"]
 
 EVAL_BASELINES = BASELINE_METHODS + ("bicubic_pil",)
-DEFAULT_BASELINES = BASELINE_METHODS
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """Depth super-resolution metrics: pure functions with explicit masks, border shave and reduction.
 
-SPEC.md 4 (reference protocol, ``Utilities/Evaluation.py``): per image, shave 6 px on every side,
+docs/model.md §4 (reference protocol, ``Utilities/Evaluation.py``): per image, shave 6 px on every side,
 de-normalise prediction and GT with the image's [min, max] (``x * (max - min) + min``), convert to
 the reported unit (x100 m -> cm for NYU / RGB-D-D / TOFDSR; Middlebury / Lu are 8-bit with
 [min, max] = [0, 255], i.e. x255 of the /255-normalised depth), RMSE over all remaining pixels
@@ -138,7 +138,7 @@ def rmse_over_images(preds: Sequence, targets: Sequence, valids: Sequence | None
 
 def reference_rmse(pred_norm, target_norm, minmax: Sequence[float], rmse_scale: float, *,
                    shave: int = REFERENCE_SHAVE_PX, valid=None) -> float:
-    """RMSE of one image under the reference protocol (SPEC.md 4), in the reported unit.
+    """RMSE of one image under the reference protocol (docs/model.md §4), in the reported unit.
 
     De-normalise prediction and GT with the image's [min, max], multiply by ``rmse_scale``,
     shave, pool over the image. Pass the frame's own values: NYU / RGB-D-D / TOFDSR have

@@ -8,14 +8,14 @@
     6-px shave in the reported unit. The 8-bit sets hold 0 as a value and bicubic undershoots it,
     so their LR is shifted by a constant to stay positive (valid for the predictor); per-frame
     normalisation makes the result independent of that shift.
-``reference`` (SPEC.md section 4, reproduces the paper's Tables 1-3)
+``reference`` (docs/model.md §4, reproduces the paper's Tables 1-3)
     Modcrop to s. RGB ImageNet-standardised (NYU / RGB-D-D / TOFDSR) or /255 only (Middlebury /
     Lu); GT normalised per image (min-max) or /255 (Middlebury / Lu). Zero-pad RGB and GT on the
     bottom and right to a square S x S, S the smallest of 112, 224, ..., 784 with S >= max(H, W);
     synthesise the LR from the *padded* GT (antialiased bicubic); run the network directly on the
     padded pair; crop the top-left H x W; shave 6 px; de-normalise (x100 cm for the metric sets,
     x255 8-bit units for Middlebury / Lu); RMSE per image, averaged over images. fp32 unless asked.
-``corrected`` (SPEC.md section 7)
+``corrected`` (docs/model.md §7)
     Standardised RGB everywhere, LR synthesised from the modcropped GT and given to the network as
     normalised by the GT's range (/255 for Middlebury / Lu), minimal edge padding, same shave and
     units.
@@ -63,7 +63,7 @@ PROTOCOLS = {
                          "as deployed: every method is the node's predictor, normalising by the LR frame's own "
                          "min/max; LR from the modcropped GT, minimal edge padding, 6-px shave"),
     "reference": Protocol("reference", metrics.REFERENCE_SHAVE_PX,
-                          "SPEC.md 4: square zero padding to S in {112..784}, LR synthesised after padding, "
+                          "docs/model.md §4: square zero padding to S in {112..784}, LR synthesised after padding, "
                           "Middlebury/Lu RGB /255 only, 6-px shave, fp32", default_precision="fp32"),
     "corrected": Protocol("corrected", metrics.REFERENCE_SHAVE_PX,
                           "standardised RGB everywhere, LR from the modcropped GT normalised by the GT's range, "
@@ -92,7 +92,7 @@ def reference_pad_side(height: int, width: int) -> int:
 
 def reference_inputs(rgb_net: torch.Tensor, gt_norm: torch.Tensor, scale: int, *, lr_synthesis: str = "antialias"
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad and synthesise the LR exactly as the reference's ``GetInference`` does (SPEC.md 4).
+    """Pad and synthesise the LR exactly as the reference's ``GetInference`` does (docs/model.md §4).
 
     Args:
         rgb_net: (3, H, W) network RGB (standardised, or /255 for Middlebury/Lu).

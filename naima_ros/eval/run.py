@@ -39,29 +39,27 @@ import torch
 from naima_ros.checkpoint import CheckpointError, git_revision
 from naima_ros.data import shared
 from naima_ros.data.common import DatasetError, RGBDFrame
-from naima_ros.data.registry import DATASETS, dataset_names, open_dataset
+from naima_ros.data.registry import DATASETS, dataset_names, open_dataset, path_flags
 from naima_ros.data.transforms import LR_SYNTHESES
 from naima_ros.eval import figures, metrics
-from naima_ros.eval.methods import DEFAULT_BASELINES, EVAL_BASELINES, Method, baseline_method, load_models
+from naima_ros.eval.methods import EVAL_BASELINES, Method, baseline_method, load_models
 from naima_ros.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS, EvalError, Sample, prepare_sample
 from naima_ros.eval.report import Results
-from naima_ros.options import PRECISIONS, SCALES
+from naima_ros.options import EVAL_DEFAULT_BASELINES, PRECISIONS, SCALES
 
 __all__ = ["BENCHMARKS", "build_parser", "evaluate", "main", "open_benchmark"]
 
 BENCHMARKS = dataset_names("test", benchmark=True)
-# The flags that give a benchmark's full dataset (the shared copy is used otherwise).
-PATH_FLAGS = {"nyu": ("nyu_mat", "nyu_npy"), "rgbdd": ("rgbdd_root",), "tofdsr": ("tofdsr_root",)}
 
 
 def open_benchmark(key: str, args: argparse.Namespace) -> tuple[Sequence[RGBDFrame], str]:
     """(frames, description) of one requested dataset; raises EvalError naming what is missing."""
-    given = [flag for flag in PATH_FLAGS.get(key, ()) if getattr(args, flag, None)]
+    given = [flag for flag in path_flags(key) if getattr(args, flag, None)]
     if len(given) > 1:
         raise EvalError(f"give {' or '.join('--' + f.replace('_', '-') for f in given)}, not both")
     path = getattr(args, given[0]) if given else None
-    if path is None and not DATASETS[key].shared:
-        flags = " or ".join("--" + f.replace("_", "-") for f in PATH_FLAGS[key])
+    if path is None and DATASETS[key].needs_path:
+        flags = " or ".join("--" + f.replace("_", "-") for f in path_flags(key))
         raise EvalError(f"dataset {key} needs {flags} ({DATASETS[key].path_help}); there is no shared copy")
     try:
         return open_dataset(key, "test", path, args.shared_data)
@@ -88,14 +86,17 @@ def _parse_csv_list(text: str, allowed: Sequence[str], kind: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+_SCALES_TEXT = ", ".join(map(str, SCALES))
+
+
 def _parse_scales(text: str) -> list[int]:
     try:
         scales = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"scales {text!r} are not integers; choose from 4, 8, 16") from None
+        raise argparse.ArgumentTypeError(f"scales {text!r} are not integers; choose from {_SCALES_TEXT}") from None
     bad = [s for s in scales if s not in SCALES]
     if bad or not scales:
-        raise argparse.ArgumentTypeError(f"unsupported scale(s) {bad or text}; choose from 4, 8, 16")
+        raise argparse.ArgumentTypeError(f"unsupported scale(s) {bad or text}; choose from {_SCALES_TEXT}")
     return sorted(set(scales))
 
 
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated scales for the baselines (default: the checkpoints' scales, or "
                              "4,8,16 without checkpoints); every checkpoint's scale must be among them")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
-                        help="deployed (default: as the node runs), reference (SPEC.md 4, the paper's tables), "
+                        help="deployed (default: as the node runs), reference (docs/model.md §4, the paper's tables), "
                              "corrected or anchors (README, no shave)")
     parser.add_argument("--shave", type=_positive_int, default=None, metavar="PX",
                         help="border pixels left out of the RMSE (default: the protocol's: 6, anchors 0)")
@@ -134,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(older torchvision; for reproducing Table 1); area: the mean of each s x s footprint, "
                              "as a ToF pixel measures")
     parser.add_argument("--baselines", type=lambda t: _parse_csv_list(t, EVAL_BASELINES, "baseline"),
-                        default=list(DEFAULT_BASELINES),
+                        default=list(EVAL_DEFAULT_BASELINES),
                         help="comma-separated: " + ", ".join(EVAL_BASELINES) + ", or none "
-                        "(default: bicubic,guided_filter,jbu)")
+                        "(default: " + ",".join(EVAL_DEFAULT_BASELINES) + ")")
     parser.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     parser.add_argument("--figures", type=_positive_int, default=2,
                         help="PNG figures for the first N images of each dataset and scale (default 2; 0 = none)")
@@ -144,10 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only the first N images of each dataset (quick looks, tests)")
     parser.add_argument("--shared-data", default=None,
                         help=f"shared data folder (default: ${shared.ENV_VAR} or ../shared/data)")
-    parser.add_argument("--nyu-mat", help="nyu_depth_v2_labeled.mat: the 449-image test split")
-    parser.add_argument("--nyu-npy", help="folder of the prepared test_*_split.npy arrays (SPEC.md 3.1)")
-    parser.add_argument("--rgbdd-root", help="the RGBDD-Full folder: its 405-image test split")
-    parser.add_argument("--tofdsr-root", help="the folder with TOFDSR_Test.txt")
+    for name in BENCHMARKS:  # the full test splits (the shared copies are used otherwise)
+        for flag, what in DATASETS[name].path_flags:
+            parser.add_argument(f"--{flag}", help=what)
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="network precision (default: fp32 under --protocol reference, else auto: fp32 on "

@@ -5,7 +5,7 @@ Attribute names follow Meta's official checkpoint layout (``dinov2_vits14_pretra
 Hugging Face layout is converted in ``naima_ros.model.convert``.
 
 NAIMA taps blocks 2, 5, 8, 11 (0-based), passes each tap through the final LayerNorm and drops
-the CLS token (SPEC.md 1.0 step 1). Position embeddings are resampled with DINOv2's exact rule
+the CLS token (docs/model.md §1.0 step 1). Position embeddings are resampled with DINOv2's exact rule
 (bicubic with a +0.1 offset in the scale factor) whenever the token grid differs from the stored
 table, including non-square grids.
 """

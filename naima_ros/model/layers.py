@@ -1,7 +1,7 @@
 """Small building blocks of NAIMA: RCAB encoders, back-projection, the SGNet-style fusion parts.
 
 Shapes are (B, C, H, W) unless stated. Numerical quirks that the reference code has (eps constants,
-the order of FFT operations, where activations sit) are kept exactly: see SPEC.md 1.2-1.5.
+the order of FFT operations, where activations sit) are kept exactly: see docs/model.md §1.2-1.5.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (kernel, stride, padding) of the one-step ×s back-projection convolutions (SPEC.md 1.3).
+# (kernel, stride, padding) of the one-step ×s back-projection convolutions (docs/model.md §1.3).
 PROJECTION_GEOMETRY = {2: (6, 2, 2), 4: (8, 4, 2), 8: (12, 8, 2), 16: (20, 16, 2)}
 
 
@@ -80,7 +80,7 @@ class ResBlock(nn.Module):
 
 
 class BackProjection(nn.Module):
-    """DBPN/SGNet back-projection unit resampling by ``scale`` in one step (SPEC.md 1.3).
+    """DBPN/SGNet back-projection unit resampling by ``scale`` in one step (docs/model.md §1.3).
 
     up: a0 = P(T(x)); a1 = P(T(P(C(a0)) - x)); out = a0 + a1 (T transposed conv, C strided conv);
     down swaps T and C. Identity at scale 1 (used by the light preset, which fuses at LR).
@@ -215,7 +215,7 @@ class FrequencyFusion(nn.Module):
     """``SDB``: amplitude/phase fusion of depth and RGB features in the 2-D real FFT domain.
 
     The eps constants and operation order follow the reference exactly; the phase branch is
-    discontinuous where a bin crosses the negative real axis (SPEC.md 1.4 note).
+    discontinuous where a bin crosses the negative real axis (docs/model.md §1.4).
     """
 
     def __init__(self, channels: int, rgb_channels: int):

@@ -1,7 +1,7 @@
 """NAIMA: semantics-aware RGB-guided depth super-resolution (arXiv 2604.04407).
 
 Checked against the public reference code (NAIMA-GDSR) through the parity fixtures of
-``shared/naima/PARITY.md``; SPEC.md section 1 lists what each module computes and section 6 the
+the parity fixtures (docs/model.md §8); docs/model.md §1 lists what each module computes and §6 the
 differences between that code and the paper's text. Reading order: token projector and
 attention → Guided Token Attention block → fusion block → upsamplers → ``Naima`` →
 ``NaimaConfig`` and ``PRESETS`` → ``build_model``.
@@ -38,16 +38,16 @@ from naima_ros.model.encoders import (ENCODERS, UntrainedBackboneWarning, build_
 from naima_ros.model.layers import (PROJECTION_GEOMETRY, AffineCoupling, BackProjection, ContrastChannelAttention,
                                     FrequencyFusion,
                                     ResBlock, ResidualGroup, conv, inv_sqrt, lrelu, sdpa_attention)
+from naima_ros.options import SCALES
 
 __all__ = ["PRESETS", "SCALES", "Naima", "NaimaConfig", "UntrainedBackboneWarning", "build_model",
            "count_parameters", "preset_config"]
 
-SCALES = (4, 8, 16)
-TOKEN_SHUFFLE = 4  # the projector's PixelShuffle factor: 4 at every SR scale for DINOv2 (SPEC.md 1.2, 6.5)
+TOKEN_SHUFFLE = 4  # the projector's PixelShuffle factor: 4 at every SR scale for DINOv2 (docs/model.md §1.2, §6.5)
 
 
 # --------------------------------------------------------------------------------------------
-# Guided Token Attention (GTA), SPEC.md 1.2
+# Guided Token Attention (GTA), docs/model.md §1.2
 # --------------------------------------------------------------------------------------------
 
 
@@ -149,7 +149,7 @@ class GuidedTokenAttention(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Fusion block, SPEC.md 1.4 (SGNet-style; the paper credits SUFT)
+# Fusion block, docs/model.md §1.4 (SGNet-style; the paper credits SUFT)
 # --------------------------------------------------------------------------------------------
 
 
@@ -189,7 +189,7 @@ class FusionBlock(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Upsampling heads, SPEC.md 1.5. Each maps (LR features, RGB, bicubic depth) to the HR residual that
+# Upsampling heads, docs/model.md §1.5. Each maps (LR features, RGB, bicubic depth) to the HR residual that
 # is added to the bicubic depth; only the guided head looks at the RGB and the bicubic depth.
 # --------------------------------------------------------------------------------------------
 
@@ -373,7 +373,7 @@ class NaimaConfig:
 
 
 class Naima(nn.Module):
-    """The NAIMA network (SPEC.md 1.0).
+    """The NAIMA network (docs/model.md §1.0).
 
     Forward: (standardised RGB (B, 3, H, W), normalised LR depth (B, 1, H/s, W/s)) → (B, 1, H, W)
     normalised HR depth. H and W must be multiples of ``config.size_multiple``.
@@ -472,7 +472,7 @@ class Naima(nn.Module):
         e3, q3 = g3(d3, *levels[2], r3)
         c3, r4 = f3(self.fusion_inputs[2](e3), q3)
         e4, _ = g4(c3, *levels[3], r4)  # GTA4's RGB output is discarded, as in the reference
-        # Global bicubic skip in normalised-depth units, added only at the very end (SPEC.md 1.0 step 12).
+        # Global bicubic skip in normalised-depth units, added only at the very end (docs/model.md §1.0 step 12).
         skip = F.interpolate(depth, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return self.upsampler(e4, image, skip) + skip
 

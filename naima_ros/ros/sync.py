@@ -122,9 +122,6 @@ class Subscriber(SimpleFilter):
     def raw_callback(self, raw: bytes) -> None:
         self.signalMessage(SerializedMessage(raw))
 
-    def getTopic(self) -> str:  # noqa: N802
-        return self.topic
-
     def __getattr__(self, key):
         # like message_filters: everything else is the underlying rclpy Subscription's
         return getattr(self.__dict__["sub"], key)

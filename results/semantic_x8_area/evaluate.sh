@@ -27,7 +27,7 @@ for source, values in sorted(per_source.items()):
 PY
 }
 if [ -d out/demo/sample_bag ]; then echo "== demo bag, area fine-tune"; bag out/demo/sample_bag $CK $O/bag_demo; fi
-for kind in clean noise holes both; do  # the README's sensor-like bags: 3 Motorcycle frames + 20 rooms, 320x240
+for kind in clean noise holes both; do  # docs/results.md's sensor-like bags: 3 Motorcycle frames + 20 rooms, 320x240
   B=/tmp/sensor_bag_$kind
   flags=$(case $kind in noise) echo --tof-noise;; holes) echo --tof-holes;; both) echo --tof-noise --tof-holes;; esac)
   [ -d $B ] || .venv/bin/naima-bag make $B --source motorcycle:3 --source procedural:20 --size 320x240 \

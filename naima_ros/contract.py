@@ -1,0 +1,280 @@
+"""The node's contract, as data: its parameters (default, range, choices, description, read-only)
+and its topics (name, message type, direction, QoS role), and the validation of parameter values.
+
+ROS-free and torch-free. Everything else reads it:
+- the node declares `PARAMETERS` with descriptors (`naima_ros.ros.parameters`), validates changes
+  with `check_parameters`, and creates its subscriptions and publishers from `TOPICS`
+  (`naima_ros.ros.topics` turns the QoS roles into profiles);
+- `naima-bag` takes its option defaults and choices from `DEFAULTS` / `PARAMETERS`, and its topic
+  names, and replay's remaps, from `TOPICS`;
+- the launch file builds its remap arguments from `TOPICS`;
+- config/naima.yaml and docs/node.md (its tables are `markdown_tables()`) are copies that
+  test/test_contract.py compares against this module.
+
+Adding a parameter is one `ParameterSpec` here plus its line in config/naima.yaml (the test asks
+for it); adding a topic is one `TopicSpec`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from naima_ros.options import BASELINE_METHODS, METHODS, PRECISIONS, SCALES
+from naima_ros.registration import rotation_from_quaternion
+
+__all__ = [
+    "DEFAULTS",
+    "MODEL_PARAMETERS",
+    "OUTPUT_NAMESPACE",
+    "PARAMETERS",
+    "QOS_ROLES",
+    "TOPICS",
+    "ParameterSpec",
+    "QosRole",
+    "TopicSpec",
+    "check_parameters",
+    "markdown_tables",
+    "parameter",
+]
+
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+RGB_TRANSPORTS = ("raw", "compressed")  # image_transport's names; also the topic suffix
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
+OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter: its default, meaning and allowed values.
+
+    `int_range` / `float_range` become the ROS descriptor's ranges (rclpy enforces them);
+    `choices` is enforced by `check_parameters` and shown in the descriptor's
+    `additional_constraints`.
+    """
+
+    name: str
+    default: object
+    description: str
+    int_range: tuple[int, int, int] | None = None  # (from, to, step)
+    float_range: tuple[float, float] | None = None
+    choices: tuple | None = None
+    read_only: bool = False  # fixed at start-up (topics, QoS and synchronizer are built once)
+
+
+PARAMETERS = (
+    ParameterSpec("method", "naima", "what upsamples: naima (the network) or a classical "
+                  f"baseline ({', '.join(BASELINE_METHODS)}: no torch, no checkpoint); changing it "
+                  "swaps the model", choices=METHODS),
+    # a ROS IntegerRange is from/to/step: 4..16 step 4 is the tightest it can say, and admits 12;
+    # `choices` (check_parameters) rejects 12
+    ParameterSpec("scale", 8, "super-resolution factor, one of "
+                  f"{', '.join(map(str, SCALES))}; must equal the checkpoint's; changing it loads "
+                  "a new model (the declared range 4..16 step 4 also admits 12, which is "
+                  "rejected: a ROS integer range cannot express the set)",
+                  int_range=(4, 16, 4), choices=SCALES),
+    ParameterSpec("checkpoint", "shipped",
+                  "NAIMA .safetensors checkpoint, or 'shipped': the package's model for the scale "
+                  "(naima_ros.resources.SHIPPED_CHECKPOINTS); '{scale}' is replaced by the scale; a "
+                  "relative path is looked up in the current directory, then in the package share "
+                  "directory"),
+    ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
+    ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "
+                  "CPU)", choices=PRECISIONS),
+    ParameterSpec("torch_threads", 0, "torch intra-op threads; 0: one per core (measured "
+                  "fastest in the node: its executor needs a tenth of a core; naima_ros.runtime)",
+                  int_range=(0, 256, 1), read_only=True),
+    ParameterSpec("queue_size", 5, "synchronizer queue per input (messages)",
+                  int_range=(1, 100, 1), read_only=True),
+    ParameterSpec("slop", 0.02, "approximate sync: largest stamp spread of an RGB/depth pair (s)",
+                  float_range=(0.0, 1.0), read_only=True),
+    ParameterSpec("exact_sync", False, "pair only identical stamps", read_only=True),
+    ParameterSpec("output_encoding", "32FC1", "32FC1 (metres, NaN invalid) or 16UC1 (mm, 0 "
+                  "invalid)", choices=OUTPUT_ENCODINGS),
+    ParameterSpec("publish_points", True, "publish depth_registered/points"),
+    ParameterSpec("points_stride", 1, "keep every n-th row and column in the cloud",
+                  int_range=(1, 16, 1)),
+    ParameterSpec("points_rgb", True, "XYZRGB cloud (32-byte points) instead of XYZ (16-byte)"),
+    ParameterSpec("min_depth", 0.1, "depth below this is invalid, in and out (m)",
+                  float_range=(0.0, 100.0)),
+    ParameterSpec("max_depth", 10.0, "depth above this is invalid, in and out (m)",
+                  float_range=(0.0, 100.0)),
+    ParameterSpec("warmup_iterations", 1, "model passes run before the node reports ready",
+                  int_range=(0, 100, 1)),
+    ParameterSpec("warmup_width", 640, "output width of the warm-up frames (px)",
+                  int_range=(16, 8192, 1)),
+    ParameterSpec("warmup_height", 480, "output height of the warm-up frames (px)",
+                  int_range=(16, 8192, 1)),
+    ParameterSpec("resize_rgb_to_multiple", False, "resize RGB to scale x the depth size when "
+                  "it is not exactly that (else such pairs are dropped)"),
+    ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
+                  "(pixels)", int_range=(1, 2**31 - 1, 1)),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
+                  float_range=(0.05, 60.0), read_only=True),
+    ParameterSpec("warn_throttle", 5.0, "seconds between two warnings of the same kind",
+                  float_range=(0.0, 3600.0)),
+    ParameterSpec("rgb_transport", "raw", "raw (sensor_msgs/Image on rgb/image_rect_color) or "
+                  "compressed (jpeg/png sensor_msgs/CompressedImage on "
+                  "<rgb/image_rect_color>/compressed), as image_transport names them",
+                  choices=RGB_TRANSPORTS, read_only=True),
+    ParameterSpec("depth_transport", "raw", "raw (sensor_msgs/Image on the depth topic) or "
+                  "compressedDepth (compressed_depth_image_transport PNG on "
+                  "<depth topic>/compressedDepth)", choices=DEPTH_TRANSPORTS, read_only=True),
+    ParameterSpec("register_depth", False, "the depth is not registered to the RGB camera: "
+                  "reproject it with depth/camera_info and depth_to_rgb_* (input "
+                  "depth/image_rect instead of depth_registered/image_rect)", read_only=True),
+    ParameterSpec("depth_to_rgb_translation", [0.0, 0.0, 0.0], "register_depth: t of p_rgb = "
+                  "R p_depth + t, metres (tf2_echo <rgb optical frame> <depth optical frame>)"),
+    ParameterSpec("depth_to_rgb_rotation", [0.0, 0.0, 0.0, 1.0], "register_depth: R of "
+                  "p_rgb = R p_depth + t as a quaternion x, y, z, w"),
+)
+DEFAULTS = {p.name: p.default for p in PARAMETERS}
+# the parameters that select the model: changing one loads (and warms up) a new one
+MODEL_PARAMETERS = ("method", "scale", "checkpoint", "device", "precision")
+_BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def parameter(name: str) -> ParameterSpec:
+    """The spec of the parameter `name` (KeyError if there is none)."""
+    return _BY_NAME[name]
+
+
+def check_parameters(new: Mapping, current: Mapping) -> str | None:
+    """Why the changed values `new` (over `current`) are not acceptable, or None.
+
+    The cheap, model-independent rules; ranges are also enforced by the node's descriptors.
+    Whether a checkpoint exists and fits is `naima_ros.model_slot.check_spec`.
+    """
+    def value(name):
+        return new[name] if name in new else current[name]
+
+    if "device" in new and not DEVICE_RE.match(str(new["device"])):
+        return f"device must be auto, cpu, cuda or cuda:N, got {new['device']!r}"
+    for p in PARAMETERS:
+        if p.choices and p.name in new and new[p.name] not in p.choices:
+            return (f"{p.name} must be one of {', '.join(map(str, p.choices))}, "
+                    f"got {new[p.name]!r}")
+    if value("min_depth") >= value("max_depth"):
+        return (f"min_depth ({value('min_depth')}) must be below max_depth "
+                f"({value('max_depth')})")
+    if "depth_to_rgb_translation" in new and len(new["depth_to_rgb_translation"]) != 3:
+        return (f"depth_to_rgb_translation must be 3 numbers (x, y, z in m), got "
+                f"{list(new['depth_to_rgb_translation'])}")
+    if "depth_to_rgb_rotation" in new:
+        try:
+            if len(new["depth_to_rgb_rotation"]) != 4:
+                raise ValueError("must be 4 numbers")
+            rotation_from_quaternion(new["depth_to_rgb_rotation"])
+        except ValueError as exc:
+            return (f"depth_to_rgb_rotation must be a quaternion x, y, z, w: "
+                    f"{list(new['depth_to_rgb_rotation'])} {exc}")
+    return None
+
+
+# ---------------------------------------------------------------------- topics
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"  # image_transport's compressed[Depth]
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINT_CLOUD = "sensor_msgs/msg/PointCloud2"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+
+
+@dataclass(frozen=True)
+class QosRole:
+    """The default QoS of a kind of topic (keep last `depth`, volatile). Every publisher and
+    subscription also has the standard read-only qos_overrides./<topic>.<entity>.* parameters."""
+
+    reliability: str  # "best_effort" or "reliable"
+    depth: int
+    why: str
+
+
+QOS_ROLES = {
+    "sensor_data": QosRole("best_effort", 5, "SensorDataQoS, as camera drivers publish"),
+    "reliable": QosRole("reliable", 5, "RViz and recorders receive it with their defaults"),
+    "diagnostics": QosRole("reliable", 10, "as diagnostic_updater publishes"),
+}
+OUTPUT_NAMESPACE = "depth_registered"  # the launch file's `output_prefix` replaces it
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the node.
+
+    Attributes:
+        role: the key everything else uses (also `naima_ros.bags.io.Topics`' field name).
+        name: relative and remappable (depth_image_proc / REP 118 names), absolute if it starts
+            with "/".
+        msg_type: "pkg/msg/Name".
+        direction: "in" (subscribed) or "out" (published).
+        qos: its QoS role, a key of `QOS_ROLES`.
+        description: what it carries.
+        launch_argument: the launch file's argument that remaps it (None: `output_prefix` for the
+            depth_registered/* outputs, or no remap argument).
+    """
+
+    role: str
+    name: str
+    msg_type: str
+    direction: str
+    qos: str
+    description: str
+    launch_argument: str | None = None
+
+    @property
+    def absolute(self) -> str:
+        """The name in the root namespace, as a bag records it."""
+        return self.name if self.name.startswith("/") else "/" + self.name
+
+
+TOPICS = {t.role: t for t in (
+    TopicSpec("rgb", "rgb/image_rect_color", IMAGE, "in", "sensor_data",
+              "colour image: rgb8, bgr8, rgba8, bgra8 or mono8 (rgb_transport compressed: "
+              "<topic>/compressed)", "rgb_topic"),
+    TopicSpec("rgb_info", "rgb/camera_info", CAMERA_INFO, "in", "sensor_data",
+              "CameraInfo of the colour image", "rgb_info_topic"),
+    TopicSpec("depth", "depth/image_rect", IMAGE, "in", "sensor_data",
+              "LR depth registered to the colour camera (or not, with register_depth): 16UC1 / "
+              "mono16 mm with 0 invalid, 32FC1 m with NaN/inf/<=0 invalid (depth_transport "
+              "compressedDepth: <topic>/compressedDepth)", "depth_topic"),
+    TopicSpec("depth_info", "depth/camera_info", CAMERA_INFO, "in", "sensor_data",
+              "CameraInfo of the depth image (only with register_depth)"),
+    TopicSpec("out_image", f"{OUTPUT_NAMESPACE}/image_rect", IMAGE, "out", "reliable",
+              "super-resolved depth: 32FC1 m NaN invalid, or 16UC1 mm 0 invalid"),
+    TopicSpec("out_info", f"{OUTPUT_NAMESPACE}/camera_info", CAMERA_INFO, "out", "reliable",
+              "the RGB CameraInfo rescaled to the output size (K, P with Tx, ROI, binning)"),
+    TopicSpec("out_points", f"{OUTPUT_NAMESPACE}/points", POINT_CLOUD, "out", "reliable",
+              "organised PointCloud2, PCL layout, XYZRGB (32-byte points) or XYZ (16), NaN "
+              "invalid"),
+    TopicSpec("diagnostics", "/diagnostics", DIAGNOSTIC_ARRAY, "out", "diagnostics",
+              "status, rates, latency, drops by reason, the model"),
+)}
+
+
+# ---------------------------------------------------------------------- documentation
+def _cell(value) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return text.replace("|", "\\|")
+
+
+def markdown_tables() -> str:
+    """The parameter and topic tables of docs/node.md (`python -m naima_ros.contract`)."""
+    rows = ["| parameter | default | allowed | read-only | description |", "|---|---|---|---|---|"]
+    for p in PARAMETERS:
+        allowed = (", ".join(map(str, p.choices)) if p.choices else
+                   f"{p.int_range[0]}..{p.int_range[1]}" + (f" step {p.int_range[2]}"
+                                                             if p.int_range[2] != 1 else "")
+                   if p.int_range else f"{p.float_range[0]}..{p.float_range[1]}"
+                   if p.float_range else "")
+        rows.append(f"| `{p.name}` | `{_cell(p.default)}` | {_cell(allowed)} | "
+                    f"{'yes' if p.read_only else ''} | {_cell(p.description)} |")
+    rows += ["", "| topic | direction | type | QoS | carries |", "|---|---|---|---|---|"]
+    for t in TOPICS.values():
+        q = QOS_ROLES[t.qos]
+        rows.append(f"| `{t.name}` | {t.direction} | `{t.msg_type}` | {q.reliability.replace('_', ' ')}, "
+                    f"keep last {q.depth} | {_cell(t.description)} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_tables(), end="")
