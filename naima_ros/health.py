@@ -6,6 +6,8 @@
   driver's: the rate over a sliding window of updates, WARN outside [min (1 - tol), max (1 + tol)],
   ERROR with no event in the window; the stamp age (receipt or publication time minus
   header.stamp: latency from the image stamp, not from arrival), WARN outside its bounds.
+- `StreamHealth`: the served stream as the node reports it, one of each of the above plus the
+  self-check below, thread-safe (the serving thread records, the diagnostics timer reports).
 - `self_check`: the output depth area-averaged back onto the LR grid against the valid LR input
   it was made from, as the RMSE in metres and the share of LR pixels off by more than a tolerance.
   A guided upsampler keeps its output consistent with its input except at edges, so the numbers
@@ -20,14 +22,17 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["ERROR", "OK", "WARN", "FrequencyStatus", "SelfCheck", "SelfCheckMonitor",
-           "TimeStampStatus", "merge_summary", "self_check"]
+           "StreamHealth", "TimeStampStatus", "merge_summary", "self_check"]
 
 OK, WARN, ERROR = 0, 1, 2
+WINDOW_UPDATES = 5  # diagnostic_updater's FrequencyStatusParam default window
+MIN_STAMP_AGE_S = -1.0  # stamps up to 1 s in the future are acceptable (TimeStampStatus default)
 
 
 def merge_summary(level: int, message: str, new_level: int, new_message: str) -> tuple[int, str]:
@@ -244,3 +249,57 @@ class SelfCheckMonitor:
                 level, message, WARN, f"{100 * beyond:.0f} % of LR pixels differ from the "
                 f"output's area average beyond tolerance")
         return level, message, values
+
+
+class StreamHealth:
+    """The served stream's health: diagnostic_updater's TopicDiagnostic of the output (frequency,
+    stamp age) and the self-check of the output against its input, thread-safe.
+
+    The serving thread calls `published` per frame (cheap: counters and two references); the
+    diagnostics timer calls `report` once per period, which self-checks the newest frame (one
+    per period: the arithmetic stays off the serving thread and its cost bounded).
+
+    Args:
+        min_hz, max_hz: the acceptable served rate; `max_hz` 0 or inf: no upper bound.
+        tolerance: relative slack on both rate bounds.
+        max_age_s: the oldest acceptable output (now - depth stamp).
+        tolerance_m, tolerance_rel, jump_factor: of `self_check` and `SelfCheckMonitor`.
+        start_s: the clock's time now.
+    """
+
+    def __init__(self, min_hz: float = 0.0, max_hz: float = 0.0, tolerance: float = 0.1,
+                 max_age_s: float = 5.0, tolerance_m: float = 0.05, tolerance_rel: float = 0.02,
+                 jump_factor: float = 3.0, start_s: float = 0.0):
+        self.frequency = FrequencyStatus(min_hz, max_hz or math.inf, tolerance, WINDOW_UPDATES,
+                                         start_s)
+        self.stamps = TimeStampStatus(MIN_STAMP_AGE_S, max_age_s)
+        self.monitor = SelfCheckMonitor(jump_factor=jump_factor)
+        self.tolerance_m, self.tolerance_rel = tolerance_m, tolerance_rel
+        self._lock = threading.Lock()
+        self._newest = None  # (depth_hr, depth_lr) not self-checked yet
+
+    def published(self, stamp_s: float, now_s: float, depth_hr: np.ndarray | None = None,
+                  depth_lr: np.ndarray | None = None) -> float:
+        """One published frame of depth stamp `stamp_s` at `now_s` (same clock), with the output
+        and the LR input it was made from; returns its age (s, NaN for a zero stamp)."""
+        with self._lock:
+            self.frequency.tick()
+            if depth_hr is not None and depth_lr is not None:
+                self._newest = (depth_hr, depth_lr)
+            return self.stamps.tick(stamp_s, now_s)
+
+    def report(self, now_s: float) -> tuple[tuple[int, str, dict], tuple[int, str, dict]]:
+        """((level, message, values) of the topic, of the self-check) at `now_s`."""
+        with self._lock:
+            newest, self._newest = self._newest, None
+            level, message, values = self.frequency.update(now_s)
+            stamp_level, stamp_message, stamp_values = self.stamps.update()
+        topic = (*merge_summary(level, message, stamp_level, stamp_message),
+                 {**values, **stamp_values})
+        if newest is not None:
+            try:
+                self.monitor.add(self_check(*newest, tolerance_m=self.tolerance_m,
+                                            tolerance_rel=self.tolerance_rel))
+            except ValueError:  # an output that is no multiple of its input: nothing to compare
+                pass
+        return topic, self.monitor.status()

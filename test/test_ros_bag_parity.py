@@ -127,7 +127,7 @@ def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_tra
     rgb_type, depth_type = (Image if transport == "raw" else CompressedImage
                             for transport in (rgb_transport, depth_transport))
     params = dict(PARAMS, method=method, checkpoint=checkpoint, scale=S, device="cpu",
-                  diagnostics_period=0.2, rgb_transport=rgb_transport,
+                  **{"diagnostic_updater.period": 0.2}, rgb_transport=rgb_transport,
                   depth_transport=depth_transport)
     params.update({f"qos_overrides./parity/{topic}.subscription.{policy}": value
                    for topic in (rgb_topic, depth_topic, "rgb/camera_info")

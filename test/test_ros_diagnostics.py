@@ -7,9 +7,9 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from std_msgs.msg import Header
 
-from naima_ros.health import FrequencyStatus, SelfCheckMonitor, TimeStampStatus, self_check
-from naima_ros.ros.diagnostics import (NodeStats, hardware_id, self_check_status, status_message,
-                                       status_name, topic_status)
+from naima_ros.health import StreamHealth
+from naima_ros.ros.diagnostics import (NodeStats, diagnostic_status, hardware_id, status_message,
+                                       status_name)
 
 
 def values(status):
@@ -26,13 +26,13 @@ def test_status_name_and_hardware_id():
 
 
 def test_topic_status_merges_rate_and_stamp_age():
-    frequency = FrequencyStatus(10.0, 10.0, 0.1, window_size=1, start_s=0.0)
-    stamps = TimeStampStatus(-1.0, 0.5)
+    """StreamHealth's topic report is diagnostic_updater's TopicDiagnostic: the worse level, both
+    messages when both are not OK, the frequency and stamp values side by side."""
+    health = StreamHealth(10.0, 10.0, 0.1, max_age_s=0.5, start_s=0.0)
     for k in range(3):  # 3 frames in 1 s against 10 Hz expected, each 0.8 s old
-        frequency.tick()
-        stamps.tick(1.0 + 0.1 * k, 1.8 + 0.1 * k)
-    status = topic_status("naima: depth_registered/image_rect topic status", "rgb + tof",
-                          frequency, stamps, now_s=1.0)
+        assert health.published(1.0 + 0.1 * k, 1.8 + 0.1 * k) == pytest.approx(0.8)
+    status = diagnostic_status("naima: depth_registered/image_rect topic status", "rgb + tof",
+                               *health.report(now_s=1.0)[0])
     assert status.level == DiagnosticStatus.WARN
     assert status.message == "Frequency too low.; Timestamps too far in past seen."
     assert status.name == "naima: depth_registered/image_rect topic status"
@@ -40,23 +40,25 @@ def test_topic_status_merges_rate_and_stamp_age():
     v = values(status)
     assert v["Actual frequency (Hz)"] == "3" and v["Target frequency (Hz)"] == "10"
     assert float(v["Latest timestamp delay:"]) == pytest.approx(0.8)
-    for _ in range(10):
-        frequency.tick()
-        stamps.tick(5.0, 5.05)
-    ok = topic_status("n", "h", frequency, stamps, now_s=2.0)
+    for _ in range(16):  # 19 frames over the window's 2 s: 9.5 Hz, within 10 Hz +- 10 %
+        health.published(5.0, 5.05)
+    ok = diagnostic_status("n", "h", *health.report(now_s=2.0)[0])
     assert (ok.level, ok.message) == (DiagnosticStatus.OK, "Desired frequency met")
+    no_frames = diagnostic_status("n", "h", *StreamHealth(start_s=0.0).report(now_s=1.0)[0])
+    assert (no_frames.level, no_frames.message) == (DiagnosticStatus.ERROR, "No events recorded.")
+    assert "Maximum acceptable frequency (Hz)" not in values(no_frames)  # expected_rate_max 0
 
 
 def test_self_check_status():
-    monitor = SelfCheckMonitor()
+    health = StreamHealth(start_s=0.0)
     lr = np.full((3, 4), 2.0)
-    monitor.add(self_check(np.kron(lr, np.ones((2, 2))), lr))
-    status = self_check_status("naima: self-check", "rgb + tof", monitor)
+    health.published(1.0, 1.1, np.kron(lr, np.ones((2, 2))), lr)
+    status = diagnostic_status("naima: self-check", "rgb + tof", *health.report(1.0)[1])
     assert (status.level, status.message) == (DiagnosticStatus.OK,
                                               "output consistent with its input")
     assert values(status)["self_check.rmse_m"] == "0"
-    monitor.add(self_check(np.kron(lr, np.ones((2, 2))) * 1.5, lr))
-    assert self_check_status("n", "h", monitor).level == DiagnosticStatus.WARN
+    health.published(2.0, 2.1, np.kron(lr, np.ones((2, 2))) * 1.5, lr)
+    assert diagnostic_status("n", "h", *health.report(2.0)[1]).level == DiagnosticStatus.WARN
 
 
 def test_stamp_age_in_the_node_status():

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=d["precision"], choices=PRECISIONS)
     p.add_argument("--output-encoding", choices=parameter("output_encoding").choices,
                    default=d["output_encoding"])
+    p.add_argument("--stamp-source", choices=parameter("stamp_source").choices,
+                   default=d["stamp_source"], help="outputs stamped like the depth (default) or "
+                   "like the RGB image")
     p.add_argument("--no-points", action="store_true", help="do not write the point cloud")
     p.add_argument("--points-stride", type=int, default=d["points_stride"])
     p.add_argument("--points-xyz", action="store_true", help="XYZ cloud instead of XYZRGB")
@@ -224,7 +227,8 @@ def _run(args) -> int:
     from naima_ros.contract import check_parameters
     from naima_ros.serving import ServeConfig
 
-    config = ServeConfig(output_encoding=args.output_encoding, publish_points=not args.no_points,
+    config = ServeConfig(output_encoding=args.output_encoding, stamp_source=args.stamp_source,
+                         publish_points=not args.no_points,
                          points_stride=args.points_stride, points_rgb=not args.points_xyz,
                          min_depth=args.min_depth, max_depth=args.max_depth,
                          resize_rgb_to_multiple=args.resize_rgb_to_multiple,

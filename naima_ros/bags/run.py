@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
-                               BagWriter, Topics, deserialize, image_msg)
+                               BagWriter, Topics, deserialize, header, image_msg)
 from naima_ros.contract import DEFAULTS
 from naima_ros.drops import Drop
 from naima_ros.resources import resolve_checkpoint
@@ -63,7 +63,7 @@ def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config:
     """
     frame = server.serve(predictor, rgb_msg, depth_msg, info, config, depth_info)
     t = TYPESTORE.types
-    hdr = t["std_msgs/msg/Header"](stamp=depth_msg.header.stamp, frame_id=frame.frame_id)
+    hdr = header(frame.stamp_ns, frame.frame_id)
     enc, ci = frame.image, frame.camera_info
     out = [(topics.out_image, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width,
                                         enc.step, enc.is_bigendian)),

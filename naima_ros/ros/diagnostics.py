@@ -12,9 +12,10 @@ timer all write or read it. `InputWatch` tells why nothing is served while input
 
 Names follow diagnostic_updater: a status is `<node>: <task>` (`status_name`: the node's fully
 qualified name without its leading slash, so aggregators' prefix rules match), the hardware_id
-names the camera pair (`hardware_id`). `topic_status` is diagnostic_updater's TopicDiagnostic of
-the output (rate against the expected rate, stamp age) and `self_check_status` the output's check
-against its own input, both from the ROS-free `naima_ros.health`.
+names the camera pair (`hardware_id`). `diagnostic_status` makes the other statuses of the node:
+the output's topic status (diagnostic_updater's TopicDiagnostic: rate against the expected rate,
+stamp age) and the output's self-check against its own input, both from the ROS-free
+`naima_ros.health.StreamHealth`.
 """
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ import math
 import resource
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from naima_ros.health import FrequencyStatus, SelfCheckMonitor, TimeStampStatus, merge_summary
 
 __all__ = ["InputWatch", "NodeStats", "WarningThrottle", "diagnostic_status", "hardware_id",
-           "memory_rss_mb", "self_check_status", "status_message", "status_name", "topic_status"]
+           "memory_rss_mb", "status_message", "status_name"]
 
 LATENCY_WINDOW = 200  # frames kept for the percentiles
 STALL_PERIODS = 5  # inputs arriving but nothing served for this many input periods is a stall
@@ -224,14 +225,19 @@ class InputWatch:
 
 def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: dict,
                    state: str, swap_state: str, recent_drops: int,
-                   stall: str | None = None) -> DiagnosticArray:
-    """One DiagnosticArray holding the node's status; `model` is the served model's description
-    (or the one being loaded).
+                   stall: str | None = None, warnings: Sequence[str] = (),
+                   values: dict | None = None,
+                   more: Sequence[DiagnosticStatus] = ()) -> DiagnosticArray:
+    """One DiagnosticArray holding the node's status, then `more` statuses; `model` is the served
+    model's description (or the one being loaded).
 
     Args:
         state: "loading: <what>", "failed: <why>" (the model could not be loaded), "inactive"
             (a managed node not activated) or "serving".
         stall: `InputWatch.stall`'s reason, if any.
+        warnings: what is wrong with the last pair although it was served (e.g. extrinsics from
+            the parameters because tf2 had none): a WARN while serving, below the reasons above.
+        values: more key/values of the status (e.g. the extrinsics in use).
     """
     ready = state == "serving"
     if state.startswith("loading"):
@@ -245,9 +251,11 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
     elif recent_drops or swap_state.startswith("failed"):
         level, message = DiagnosticStatus.WARN, (f"{recent_drops} pairs dropped since last status"
                                                  if recent_drops else f"model swap {swap_state}")
+    elif warnings:
+        level, message = DiagnosticStatus.WARN, "; ".join(warnings)
     else:
         level, message = DiagnosticStatus.OK, "running"
-    values = {
+    extra, values = values or {}, {
         "ready": ready,
         "method": model.get("method"),
         "checkpoint": model.get("checkpoint"),
@@ -269,11 +277,12 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
         values[key] = snapshot[key]
     values.update({f"dropped.{k}": v for k, v in sorted(snapshot["dropped"].items())})
     values.update({f"events.{k}": v for k, v in sorted(snapshot["events"].items())})
+    values.update(extra)
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
     out = DiagnosticArray()
     out.header.stamp = stamp
-    out.status = [status]
+    out.status = [status, *more]
     return out
 
 
@@ -300,18 +309,3 @@ def diagnostic_status(name: str, hw_id: str, level: int, message: str,
     return DiagnosticStatus(level=bytes([level]), name=name, message=message,  # a `byte` field
                             hardware_id=hw_id,
                             values=[KeyValue(key=k, value=text(v)) for k, v in values.items()])
-
-
-def topic_status(name: str, hw_id: str, frequency: FrequencyStatus, stamps: TimeStampStatus,
-                 now_s: float) -> DiagnosticStatus:
-    """diagnostic_updater's TopicDiagnostic of an output: its FrequencyStatus and TimeStampStatus
-    merged into one status (the worse level; both messages when both are not OK)."""
-    level, message, values = frequency.update(now_s)
-    stamp_level, stamp_message, stamp_values = stamps.update()
-    level, message = merge_summary(level, message, stamp_level, stamp_message)
-    return diagnostic_status(name, hw_id, level, message, {**values, **stamp_values})
-
-
-def self_check_status(name: str, hw_id: str, monitor: SelfCheckMonitor) -> DiagnosticStatus:
-    """The output's self-check (`naima_ros.health.SelfCheckMonitor`) as a status."""
-    return diagnostic_status(name, hw_id, *monitor.status())

@@ -138,3 +138,12 @@ class DepthToRgb:
         except ExtrinsicsUnavailable as exc:
             warnings["tf_fallback"] = f"{exc}; using the depth_to_rgb_* parameters"
             return self.parameters, warnings
+
+    def describe(self, used: Extrinsics) -> str:
+        """Where `used`, this picker's answer for a pair, came from (for /diagnostics)."""
+        if used.source == "tf":
+            return "tf2"
+        why = ("use_tf is false" if not self.use_tf else
+               "tf2_ros is not installed" if self.lookup is None else
+               "tf2 had no transform for the last pair")
+        return f"depth_to_rgb_* parameters ({why})"
