@@ -147,6 +147,27 @@ def test_node_command_remaps_every_topic_and_passes_parameters(tmp_path):
                                                                  "d": "x"}
 
 
+def test_the_node_parameters_come_from_the_params_file_and_the_command_line(tmp_path):
+    """What replay expects of the node (compressed topics, the depth CameraInfo it waits for with
+    register_depth) follows the params file's entries for the node, then --param."""
+    from naima_ros.bags.io import BagError
+    from naima_ros.bags.replay import _node_values
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n    register_depth: true\n"
+                           "    rgb_transport: compressed\n"
+                           "other:\n  ros__parameters:\n    depth_transport: compressedDepth\n")
+    values = _node_values(None, str(params_file), "naima")
+    assert (values["register_depth"], values["rgb_transport"], values["depth_transport"]) == \
+        (True, "compressed", "raw")  # the other node's entry does not apply
+    assert _node_values({"register_depth": False}, str(params_file), "naima")["register_depth"] \
+        is False  # --param wins
+    assert _node_values(None, None, "naima")["register_depth"] is False  # the node's default
+    (tmp_path / "bad.yaml").write_text("a: [1,")
+    with pytest.raises(BagError, match="cannot read the params file"):
+        _node_values(None, str(tmp_path / "bad.yaml"), "naima")
+
+
 def test_sigterm_stops_the_node_and_keeps_the_bag(tmp_path, input_bag, tiny_checkpoint):
     import shutil
     import signal
@@ -246,6 +267,8 @@ def test_replay_of_a_ros1_bag_registers_keeps_the_recorded_qos_and_publishes_clo
 
     bag = tmp_path / "rgbd.bag"
     write_ros1_bag(bag)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n    register_depth: true\n")
     with BagReader(bag) as reader:
         logs = {topic: log for topic, log, _ in reader.messages()}  # the last per topic
         first_log = min(log for _, log, _ in reader.messages())
@@ -259,7 +282,9 @@ def test_replay_of_a_ros1_bag_registers_keeps_the_recorded_qos_and_publishes_clo
         out = tmp_path / "out"
         rc = main(["--no-progress", "replay", str(bag), str(out), "--method", "bicubic",
                    "--scale", "8", "--rate", "0.5", "--settle", "2", "--no-points",
-                   "--param", "register_depth:=true",
+                   # register_depth from a params file: the replay must wait for the
+                   # node's depth CameraInfo subscription (the bag latches that message once)
+                   "--params-file", str(params_file),
                    "--param", "depth_to_rgb_translation:=[0.05,0.0,0.0]",
                    "--rgb-topic", TOPICS["rgb"], "--rgb-info-topic", TOPICS["rgb_info"],
                    "--depth-topic", TOPICS["depth"], "--depth-info-topic", TOPICS["depth_info"],

@@ -32,11 +32,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, POINT_CLOUD,
                                BagError, BagReader, BagWriter, Topics)
 from naima_ros.bags.qos import playback_qos
 from naima_ros.bags.run import bag_scale, default_checkpoint
 from naima_ros.contract import DEFAULTS, TOPICS
+from naima_ros.params_file import node_parameters
 from naima_ros.resources import resolve_checkpoint
 
 __all__ = ["ReplaySummary", "node_command", "replay_bag"]
@@ -332,7 +335,10 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         rate: playback speed factor (1 = recorded rate, 0.5 = half speed).
         topics: topic names in the bag; the node is remapped onto them.
         params: extra node parameters {name: value}.
-        params_file: a node parameters YAML (e.g. config/naima.yaml).
+        params_file: a node parameters YAML (e.g. config/naima.yaml). Its entries for the node
+            and `params` decide what the replay expects of the node: the compressed topics of
+            rgb_transport / depth_transport, and with register_depth the depth CameraInfo
+            subscription it waits for.
         start_node: start the node (False: a node is already running on these topics).
         node_name: the node's name.
         startup_timeout: seconds for the node to load, warm up and subscribe.
@@ -358,8 +364,8 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
     # compressed inputs (params rgb_transport / depth_transport): the bag holds, and the node
     # subscribes, <base topic>/compressed[Depth]; the node is remapped on the base topics
     base_topics = topics
-    transports = ((params or {}).get("rgb_transport", "raw"),
-                  (params or {}).get("depth_transport", "raw"))
+    node_values = _node_values(params, params_file, node_name)
+    transports = (node_values["rgb_transport"], node_values["depth_transport"])
     topics = dataclasses.replace(topics, **{
         role: getattr(topics, role) if transport == "raw"
         else f"{getattr(topics, role)}/{transport}"
@@ -414,7 +420,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
                         log(f"starting the node: {' '.join(cmd[1:4])} ... (log: {log_path})")
                         node = _Node(cmd, log_path)
                     session.wait_ready(node, startup_timeout,
-                                       register=bool((params or {}).get("register_depth")))
+                                       register=bool(node_values["register_depth"]))
                     with tqdm(total=total, desc=f"replay x{rate:g}", unit="msg",
                               disable=not progress) as bar:
                         t0_wall, first_log = time.monotonic() + 0.2, None
@@ -445,6 +451,23 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
             summary.recorded = collections.Counter(session.recorded)
             summary.wall_s = time.monotonic() - t_start
     return summary
+
+
+def _node_values(params: dict | None, params_file: str | None, node_name: str) -> dict:
+    """The node's parameters as it will resolve them: the defaults, the params file's entries
+    for it, then `params` (the command line's -p, which win).
+
+    Raises:
+        BagError: the params file cannot be read or is not YAML.
+    """
+    values = dict(DEFAULTS)
+    if params_file:
+        try:
+            values.update(node_parameters(params_file, node_name))
+        except (OSError, yaml.YAMLError) as exc:
+            raise BagError(f"cannot read the params file {params_file}: {exc}") from exc
+    values.update(params or {})
+    return values
 
 
 def parse_params(pairs: list[str]) -> dict:
