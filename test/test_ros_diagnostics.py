@@ -38,7 +38,7 @@ def test_topic_status_merges_rate_and_stamp_age():
     assert status.name == "naima: depth_registered/image_rect topic status"
     assert status.hardware_id == "rgb + tof"
     v = values(status)
-    assert v["Actual frequency (Hz)"] == "3" and v["Target frequency (Hz)"] == "10"
+    assert v["Actual frequency (Hz)"] == "3.0" and v["Target frequency (Hz)"] == "10.0"
     assert float(v["Latest timestamp delay:"]) == pytest.approx(0.8)
     for _ in range(16):  # 19 frames over the window's 2 s: 9.5 Hz, within 10 Hz +- 10 %
         health.published(5.0, 5.05)
@@ -56,7 +56,7 @@ def test_self_check_status():
     status = diagnostic_status("naima: self-check", "rgb + tof", *health.report(1.0)[1])
     assert (status.level, status.message) == (DiagnosticStatus.OK,
                                               "output consistent with its input")
-    assert values(status)["self_check.rmse_m"] == "0"
+    assert values(status)["self_check.rmse_m"] == "0.0"
     health.published(2.0, 2.1, np.kron(lr, np.ones((2, 2))) * 1.5, lr)
     assert diagnostic_status("n", "h", *health.report(2.0)[1]).level == DiagnosticStatus.WARN
 

@@ -119,6 +119,7 @@ class ControlledPredictor:
         self.upsampler = predictor
         self.fail_next = False
         self.delay_s = 0.0
+        self.gain = 1.0  # != 1: a model gone wrong (its output no longer matches its input)
         self.warmups = []
         self.calls = 0
 
@@ -140,7 +141,8 @@ class ControlledPredictor:
             raise RuntimeError("injected inference failure")
         if self.delay_s:
             time.sleep(self.delay_s)
-        return self.upsampler(rgb, depth)
+        out = self.upsampler(rgb, depth)
+        return out if self.gain == 1.0 else out * np.float32(self.gain)
 
 
 # ---------------------------------------------------------------------- DDS harness

@@ -302,9 +302,10 @@ def hardware_id(rgb_frame: str, depth_frame: str) -> str:
 
 def diagnostic_status(name: str, hw_id: str, level: int, message: str,
                       values: dict) -> DiagnosticStatus:
-    """A DiagnosticStatus with every value as a string (floats to 6 significant digits)."""
+    """A DiagnosticStatus with every value as a string (floats to 6 decimals: a stamp age of a
+    clock far off must not lose its magnitude)."""
     def text(v):
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
+        return str(round(v, 6)) if isinstance(v, float) else str(v)
 
     return DiagnosticStatus(level=bytes([level]), name=name, message=message,  # a `byte` field
                             hardware_id=hw_id,
