@@ -244,19 +244,24 @@ def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_tra
 
 
 # ---------------------------------------------------------------------- the comparison
-@pytest.mark.parametrize("method", METHODS)
-def test_node_and_bag_run_serve_recorded_pairs_identically(method, request, tmp_path, capsys):
+def run_offline(method, request, tmp_path, pairs, *options) -> tuple[str, dict]:
+    """`naima-bag run` of `pairs` written to a bag: (the checkpoint it used, its outputs)."""
     checkpoint = "unused_x{scale}.safetensors"
     if method == "naima":
         checkpoint = str(request.getfixturevalue("tiny_checkpoint")(scale=S))
-    pairs = recorded_pairs()
     bag_in, bag_out = tmp_path / "in", tmp_path / "out"
     write_bag(bag_in, pairs)
     assert naima_bag(["--no-progress", "run", str(bag_in), str(bag_out), "--method", method,
                       "--checkpoint", checkpoint, "--scale", str(S), "--device", "cpu",
-                      "--max-input-pixels", str(PARAMS["max_input_pixels"])]) == 0
+                      "--max-input-pixels", str(PARAMS["max_input_pixels"]), *options]) == 0
+    return checkpoint, read_outputs(bag_out)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_node_and_bag_run_serve_recorded_pairs_identically(method, request, tmp_path, capsys):
+    pairs = recorded_pairs()
+    checkpoint, offline = run_offline(method, request, tmp_path, pairs)
     summary = capsys.readouterr().out
-    offline = read_outputs(bag_out)
 
     online = serve_through_node(method, checkpoint, pairs)
     expected_drops = assert_same_outputs(pairs, online, offline)
@@ -325,20 +330,12 @@ def test_registration_with_p_not_k_and_tx_node_and_bag_run_agree(method, request
     """register_depth with both cameras' P != K and Tx != 0 and a rotated, shifted ToF: the same
     registered, super-resolved bytes (and the same cloud through the output P) from the node and
     `naima-bag run --register-depth`; no depth CameraInfo yet is the same drop."""
-    checkpoint = "unused_x{scale}.safetensors"
-    if method == "naima":
-        checkpoint = str(request.getfixturevalue("tiny_checkpoint")(scale=S))
     pairs = registration_pairs()
-    bag_in, bag_out = tmp_path / "in", tmp_path / "out"
-    write_bag(bag_in, pairs)
-    assert naima_bag(["--no-progress", "run", str(bag_in), str(bag_out), "--method", method,
-                      "--checkpoint", checkpoint, "--scale", str(S), "--device", "cpu",
-                      "--max-input-pixels", str(PARAMS["max_input_pixels"]),
-                      *registration_options()]) == 0
+    checkpoint, offline = run_offline(method, request, tmp_path, pairs, *registration_options())
     assert "3 frames served of 4 pairs; dropped: missing_camera_info 1;" in \
         capsys.readouterr().out
     online = serve_through_node(method, checkpoint, pairs, params=REGISTRATION)
-    assert_same_outputs(pairs, online, read_outputs(bag_out))
+    assert_same_outputs(pairs, online, offline)
     info = online[1][1][1]  # the output is the RGB's grid: its P (!= K, with Tx) as received
     np.testing.assert_array_equal(info.p, RGB_P)
     assert info.k[0] != info.p[0]
