@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-
 __all__ = ["InputWatch", "NodeStats", "WarningThrottle", "diagnostic_status", "hardware_id",
            "memory_rss_mb", "status_message", "status_name"]
 
