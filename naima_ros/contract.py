@@ -33,7 +33,10 @@ __all__ = [
     "ParameterSpec",
     "QosRole",
     "TopicSpec",
+    "RENAMED_PARAMETERS",
+    "STAMP_SOURCES",
     "check_parameters",
+    "encoding_topic",
     "markdown_tables",
     "parameter",
 ]
@@ -42,6 +45,7 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 RGB_TRANSPORTS = ("raw", "compressed")  # image_transport's names; also the topic suffix
 DEPTH_TRANSPORTS = ("raw", "compressedDepth")
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+STAMP_SOURCES = ("depth", "rgb")
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ class ParameterSpec:
     """One node parameter: its default, meaning and allowed values.
 
     `int_range` / `float_range` become the ROS descriptor's ranges (rclpy enforces them);
-    `choices` is enforced by `check_parameters` and shown in the descriptor's
-    `additional_constraints`.
+    `choices` is enforced by `check_parameters` (on each item of a list) and shown in the
+    descriptor's `additional_constraints`. An empty list default is a string array that is not set
+    (ROS cannot type an empty list, and a params file's `[]` sets nothing).
     """
 
     name: str
@@ -89,8 +94,16 @@ PARAMETERS = (
     ParameterSpec("slop", 0.02, "approximate sync: largest stamp spread of an RGB/depth pair (s)",
                   float_range=(0.0, 1.0), read_only=True),
     ParameterSpec("exact_sync", False, "pair only identical stamps", read_only=True),
-    ParameterSpec("output_encoding", "32FC1", "32FC1 (metres, NaN invalid) or 16UC1 (mm, 0 "
-                  "invalid)", choices=OUTPUT_ENCODINGS),
+    ParameterSpec("output_encoding", "32FC1", "encoding of depth_registered/image_rect: 32FC1 "
+                  "(metres, NaN invalid) or 16UC1 (mm, 0 invalid)", choices=OUTPUT_ENCODINGS),
+    ParameterSpec("output_encodings", [], "more depth outputs, one topic per listed encoding "
+                  "(32FC1, 16UC1): depth_registered/image_rect_32fc1, "
+                  "depth_registered/image_rect_16uc1, e.g. [32FC1, 16UC1] for consumers of each; "
+                  "stamp, frame_id and depth_registered/camera_info as image_rect's, which keeps "
+                  "output_encoding", choices=OUTPUT_ENCODINGS, read_only=True),
+    ParameterSpec("stamp_source", "depth", "the stamp of every output: the depth image's "
+                  "(depth) or the RGB image's (rgb, for consumers that sync exactly with the RGB)",
+                  choices=STAMP_SOURCES),
     ParameterSpec("publish_points", True, "publish depth_registered/points"),
     ParameterSpec("points_stride", 1, "keep every n-th row and column in the cloud",
                   int_range=(1, 16, 1)),
@@ -109,8 +122,32 @@ PARAMETERS = (
                   "it is not exactly that (else such pairs are dropped)"),
     ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
                   "(pixels)", int_range=(1, 2**31 - 1, 1)),
-    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
-                  float_range=(0.05, 60.0), read_only=True),
+    ParameterSpec("diagnostic_updater.period", 1.0, "seconds between /diagnostics messages "
+                  "(diagnostic_updater's parameter; the old name diagnostics_period still works, "
+                  "with a deprecation warning)", float_range=(0.05, 60.0), read_only=True),
+    ParameterSpec("expected_rate_min", 0.0, "the lowest acceptable rate of served frames (Hz): "
+                  "the output's topic status WARNs below expected_rate_min x (1 - "
+                  "expected_rate_tolerance), and is an ERROR when nothing was served for 5 "
+                  "periods", float_range=(0.0, 1000.0), read_only=True),
+    ParameterSpec("expected_rate_max", 0.0, "the highest acceptable rate of served frames (Hz), "
+                  "WARN above expected_rate_max x (1 + expected_rate_tolerance); 0: no upper "
+                  "bound", float_range=(0.0, 1000.0), read_only=True),
+    ParameterSpec("expected_rate_tolerance", 0.1, "relative slack on both rate bounds "
+                  "(diagnostic_updater's FrequencyStatus tolerance)", float_range=(0.0, 1.0),
+                  read_only=True),
+    ParameterSpec("max_stamp_age", 5.0, "the oldest acceptable output: ROS time at publication "
+                  "minus the depth stamp (s); older is a WARN in the output's topic status",
+                  float_range=(0.0, 3600.0), read_only=True),
+    ParameterSpec("self_check_tolerance", 0.05, "self-check: an LR pixel whose output, "
+                  "area-averaged back onto the LR grid, differs from the input by more than this "
+                  "(m) or self_check_relative_tolerance x depth, whichever is larger, is beyond "
+                  "tolerance", float_range=(0.0, 10.0), read_only=True),
+    ParameterSpec("self_check_relative_tolerance", 0.02, "self-check: tolerance relative to the "
+                  "input depth (ToF noise grows with distance)", float_range=(0.0, 1.0),
+                  read_only=True),
+    ParameterSpec("self_check_jump_factor", 3.0, "self-check: WARN when the recent RMSE against "
+                  "the input exceeds this many times its own running median (and 5 cm)",
+                  float_range=(1.0, 1000.0), read_only=True),
     ParameterSpec("warn_throttle", 5.0, "seconds between two warnings of the same kind",
                   float_range=(0.0, 3600.0)),
     ParameterSpec("rgb_transport", "raw", "raw (sensor_msgs/Image on rgb/image_rect_color) or "
@@ -121,8 +158,16 @@ PARAMETERS = (
                   "compressedDepth (compressed_depth_image_transport PNG on "
                   "<depth topic>/compressedDepth)", choices=DEPTH_TRANSPORTS, read_only=True),
     ParameterSpec("register_depth", False, "the depth is not registered to the RGB camera: "
-                  "reproject it with depth/camera_info and depth_to_rgb_* (input "
-                  "depth/image_rect instead of depth_registered/image_rect)", read_only=True),
+                  "reproject it with depth/camera_info and the depth -> RGB extrinsics (tf2 or "
+                  "depth_to_rgb_*; input depth/image_rect instead of depth_registered/image_rect)",
+                  read_only=True),
+    ParameterSpec("use_tf", True, "register_depth: look the extrinsics up in tf2 (RGB frame <- "
+                  "depth frame at the depth stamp) where tf2_ros is installed, the depth_to_rgb_* "
+                  "parameters standing in when the lookup fails; false: the parameters override "
+                  "tf2", read_only=True),
+    ParameterSpec("expected_depth_frame", "", "register_depth: the depth image's frame_id the "
+                  "extrinsics describe; another frame_id is a warning and a WARN status (empty: "
+                  "any)"),
     ParameterSpec("depth_to_rgb_translation", [0.0, 0.0, 0.0], "register_depth: t of p_rgb = "
                   "R p_depth + t, metres (tf2_echo <rgb optical frame> <depth optical frame>)"),
     ParameterSpec("depth_to_rgb_rotation", [0.0, 0.0, 0.0, 1.0], "register_depth: R of "
@@ -131,6 +176,8 @@ PARAMETERS = (
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
 # the parameters that select the model: changing one loads (and warms up) a new one
 MODEL_PARAMETERS = ("method", "scale", "checkpoint", "device", "precision")
+# old name -> new name: still accepted (read at start-up, with a deprecation warning)
+RENAMED_PARAMETERS = {"diagnostics_period": "diagnostic_updater.period"}
 _BY_NAME = {p.name: p for p in PARAMETERS}
 
 
@@ -151,9 +198,18 @@ def check_parameters(new: Mapping, current: Mapping) -> str | None:
     if "device" in new and not DEVICE_RE.match(str(new["device"])):
         return f"device must be auto, cpu, cuda or cuda:N, got {new['device']!r}"
     for p in PARAMETERS:
-        if p.choices and p.name in new and new[p.name] not in p.choices:
-            return (f"{p.name} must be one of {', '.join(map(str, p.choices))}, "
-                    f"got {new[p.name]!r}")
+        if not p.choices or p.name not in new:
+            continue
+        values = list(new[p.name]) if isinstance(p.default, list) else [new[p.name]]
+        bad = [v for v in values if v not in p.choices]
+        if bad:
+            each = "each item of " if isinstance(p.default, list) else ""
+            return (f"{each}{p.name} must be one of {', '.join(map(str, p.choices))}, "
+                    f"got {bad[0]!r}")
+    if ({"expected_rate_min", "expected_rate_max"} & set(new)) and value("expected_rate_max") \
+            and value("expected_rate_max") < value("expected_rate_min"):
+        return (f"expected_rate_max ({value('expected_rate_max')}) must be 0 (no bound) or at "
+                f"least expected_rate_min ({value('expected_rate_min')})")
     if value("min_depth") >= value("max_depth"):
         return (f"min_depth ({value('min_depth')}) must be below max_depth "
                 f"({value('max_depth')})")
@@ -197,6 +253,12 @@ QOS_ROLES = {
 OUTPUT_NAMESPACE = "depth_registered"  # the launch file's `output_prefix` replaces it
 
 
+def encoding_topic(encoding: str) -> str:
+    """The topic of one `output_encodings` entry: a sibling of image_rect, so that
+    image_transport's CameraSubscriber pairs it with depth_registered/camera_info."""
+    return f"{OUTPUT_NAMESPACE}/image_rect_{encoding.lower()}"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic of the node.
@@ -209,8 +271,8 @@ class TopicSpec:
         direction: "in" (subscribed) or "out" (published).
         qos: its QoS role, a key of `QOS_ROLES`.
         description: what it carries.
-        launch_argument: the launch file's argument that remaps it (None: `output_prefix` for the
-            depth_registered/* outputs, or no remap argument).
+        launch_argument: the launch file's argument that remaps it (an output under
+            depth_registered/ follows the launch file's `output_prefix` unless it is set).
     """
 
     role: str
@@ -219,7 +281,7 @@ class TopicSpec:
     direction: str
     qos: str
     description: str
-    launch_argument: str | None = None
+    launch_argument: str
 
     @property
     def absolute(self) -> str:
@@ -238,16 +300,23 @@ TOPICS = {t.role: t for t in (
               "mono16 mm with 0 invalid, 32FC1 m with NaN/inf/<=0 invalid (depth_transport "
               "compressedDepth: <topic>/compressedDepth)", "depth_topic"),
     TopicSpec("depth_info", "depth/camera_info", CAMERA_INFO, "in", "sensor_data",
-              "CameraInfo of the depth image (only with register_depth)"),
+              "CameraInfo of the depth image (only with register_depth)", "depth_info_topic"),
     TopicSpec("out_image", f"{OUTPUT_NAMESPACE}/image_rect", IMAGE, "out", "reliable",
-              "super-resolved depth: 32FC1 m NaN invalid, or 16UC1 mm 0 invalid"),
+              "super-resolved depth in output_encoding: 32FC1 m NaN invalid, or 16UC1 mm 0 "
+              "invalid", "output_image_topic"),
+    *(TopicSpec(f"out_image_{encoding.lower()}", encoding_topic(encoding), IMAGE, "out",
+                "reliable", f"the super-resolved depth in {encoding} (only when "
+                f"output_encodings lists it)", f"output_image_{encoding.lower()}_topic")
+      for encoding in OUTPUT_ENCODINGS),
     TopicSpec("out_info", f"{OUTPUT_NAMESPACE}/camera_info", CAMERA_INFO, "out", "reliable",
-              "the RGB CameraInfo rescaled to the output size (K, P with Tx, ROI, binning)"),
+              "the RGB CameraInfo rescaled to the output size (K, P with Tx, ROI, binning)",
+              "output_info_topic"),
     TopicSpec("out_points", f"{OUTPUT_NAMESPACE}/points", POINT_CLOUD, "out", "reliable",
               "organised PointCloud2, PCL layout, XYZRGB (32-byte points) or XYZ (16), NaN "
-              "invalid"),
+              "invalid", "output_points_topic"),
     TopicSpec("diagnostics", "/diagnostics", DIAGNOSTIC_ARRAY, "out", "diagnostics",
-              "status, rates, latency, drops by reason, the model"),
+              "status (model, rates, latency, drops by reason, extrinsics), the output's topic "
+              "status (rate, stamp age) and its self-check", "diagnostics_topic"),
 )}
 
 

@@ -1,10 +1,30 @@
 """Pinhole geometry: intrinsics for the output image and organised point arrays from depth.
 
-ROS-free. Intrinsics follow REP 104 / `sensor_msgs/CameraInfo`: K (3x3) and P (3x4, P[0,3] = Tx =
--fx' * baseline) describe the full-resolution sensor; the published image is that sensor cropped
-to `roi` and then binned by `binning_x/y`. `output_intrinsics` reduces K and P to the actual image
-(image_geometry's convention: c' = (c - roi_offset) / binning) and then to a resized image of the
-output size with the pixel-centre convention of an area/bilinear resize (c' = (c + 0.5) * s - 0.5).
+ROS-free. The camera model follows REP 104 / `sensor_msgs/CameraInfo` and image_geometry's
+`PinholeCameraModel`, whose conventions are these:
+
+- Pixel centres lie at integer coordinates: the top-left pixel's centre is (0, 0).
+- The images here are rectified, so P (3x4), not K, is their camera model: fx = P[0,0],
+  fy = P[1,1], cx = P[0,2], cy = P[1,2], Tx = P[0,3], Ty = P[1,3]. K describes the raw sensor
+  and differs from P whenever rectification rescaled or moved the image (alpha, a new camera
+  matrix). A point (X, Y, Z) projects to u = (fx X + Tx) / Z + cx, v = (fy Y + Ty) / Z + cy,
+  and pixel (u, v) at depth Z back-projects to X = ((u - cx) Z - Tx) / fx, likewise Y
+  (image_geometry's project3dToPixel / projectPixelTo3dRay; depth_image_proc's `register`).
+  Tx = -fx B places the second camera of a stereo pair B metres from the first; Ty likewise.
+- The point cloud follows depth_image_proc's `point_cloud_xyz` instead: X = (u - cx) Z / fx with
+  P's fx, fy, cx, cy and Tx, Ty left out, so the cloud lies in the image's own optical frame
+  (header.frame_id) and equals the cloud a depth_image_proc node makes from the published depth
+  and CameraInfo. An unrectified driver's P of zeros is read as [K | 0].
+- ROI and binning (image_geometry's convention): the published image is the sensor cropped to
+  `roi` and then binned, so c' = (c - roi_offset) / binning and f' = f / binning.
+- Resizing to the output size uses the pixel-centre convention of an area/bilinear resize
+  (OpenCV, PIL, torch with align_corners=False): pixel centre u maps to (u + 0.5) s - 0.5, so
+  c' = (c + 0.5) s - 0.5, f' = f s, Tx' = Tx s. image_proc's `resize` writes c' = c s, which
+  holds for a resize that keeps pixel (0, 0)'s centre in place (decimation); for a centre-aligned
+  resize, such as the cv::resize image_proc itself runs, it is off by 0.5 (s - 1) px (3.5 px at
+  x8). The resizes here are centre-aligned: `resize_rgb` (PIL bilinear), and the LR grid the
+  network upsamples (bicubic with align_corners=False: LR pixel u sits at (u + 0.5) s - 0.5 in HR).
+  The published CameraInfo therefore describes the published image exactly.
 
 Point arrays use PCL's memory layout so a `sensor_msgs/PointCloud2` can wrap the bytes directly:
 x, y, z float32 at offsets 0, 4, 8; XYZ points are 16 bytes; XYZRGB points are 32 bytes with the
@@ -38,28 +58,39 @@ XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4"] * 4
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Camera model of one image: size in pixels, K (3, 3) and P (3, 4) as float64 arrays."""
+    """Camera model of one image: size in pixels, K (3, 3) and P (3, 4) as float64 arrays;
+    fx, fy, cx, cy, tx, ty are P's."""
 
     width: int
     height: int
     k: np.ndarray
     p: np.ndarray
 
+    # image_geometry reads a rectified image's model from P (module docstring)
     @property
     def fx(self) -> float:
-        return float(self.k[0, 0])
+        return float(self.p[0, 0])
 
     @property
     def fy(self) -> float:
-        return float(self.k[1, 1])
+        return float(self.p[1, 1])
 
     @property
     def cx(self) -> float:
-        return float(self.k[0, 2])
+        return float(self.p[0, 2])
 
     @property
     def cy(self) -> float:
-        return float(self.k[1, 2])
+        return float(self.p[1, 2])
+
+    @property
+    def tx(self) -> float:
+        """P[0, 3] = -fx B (pixels x metres) of a stereo pair's second camera; 0 otherwise."""
+        return float(self.p[0, 3])
+
+    @property
+    def ty(self) -> float:
+        return float(self.p[1, 3])
 
 
 def _scale_rows(m: np.ndarray, sx: float, sy: float, ox: float, oy: float) -> np.ndarray:
@@ -100,6 +131,9 @@ def output_intrinsics(k, p, width: int, height: int, out_width: int, out_height:
     if p[0, 0] == 0 and p[1, 1] == 0:
         # An unrectified camera may publish P = 0; the image is already rectified, so P = [K|0].
         p = np.hstack([k, np.zeros((3, 1))])
+    elif p[0, 0] <= 0 or p[1, 1] <= 0 or p[2, 2] == 0:
+        raise ValueError(f"camera projection P is degenerate: fx={p[0, 0]} fy={p[1, 1]} "
+                         f"P[2,2]={p[2, 2]}")
     bx, by = max(int(binning_x), 1), max(int(binning_y), 1)
     x0, y0, roi_w, roi_h = roi if roi is not None else (0, 0, 0, 0)
     if roi_w == 0 or roi_h == 0:
@@ -144,7 +178,8 @@ def depth_to_points(depth_m: np.ndarray, fx: float, fy: float, cx: float, cy: fl
 
     Args:
         depth_m: (H, W) metres; NaN, inf and <= 0 are invalid and give NaN points.
-        fx, fy, cx, cy: intrinsics of the depth image (pixels).
+        fx, fy, cx, cy: intrinsics of the depth image (pixels): P's, as depth_image_proc's
+            point_cloud_xyz (`Intrinsics.fx` ...); Tx/Ty do not enter (module docstring).
         rgb: optional (H, W, 3) uint8 colour on the same pixel grid -> XYZRGB, else XYZ.
         stride: keep every stride-th row and column (>= 1); the cloud is
             ceil(H / stride) x ceil(W / stride).

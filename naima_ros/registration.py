@@ -8,10 +8,14 @@ wins (a z-buffer); pixels no point lands on stay invalid (NaN) and go through th
 hole handling like any other invalid depth. No upsampling splats: with a depth grid coarser than
 the target grid, the gaps between projected samples are holes too.
 
-Conventions: pixel centres at integer coordinates (`sensor_msgs/CameraInfo`, image_geometry);
-a 3D point in the depth optical frame p_d maps to p_rgb = R(q) p_d + t, with t in metres and q a
-unit quaternion (x, y, z, w): the pose of the depth optical frame in the RGB optical frame, which
-is what `ros2 run tf2_ros tf2_echo <rgb_optical_frame> <depth_optical_frame>` prints.
+Conventions (`naima_ros.geometry`'s, image_geometry's): pixel centres at integer coordinates;
+both cameras are modelled by their rectified P (3x4), Tx/Ty included, exactly as depth_image_proc's
+`register` does: depth pixel (u, v) at depth Z back-projects to X = ((u - cx) Z - Tx) / fx,
+Y = ((v - cy) Z - Ty) / fy, and an RGB-frame point projects to u = (fx X + Tx) / Z + cx. A 3D
+point in the depth optical frame p_d maps to p_rgb = R(q) p_d + t, with t in metres and q a unit
+quaternion (x, y, z, w): the pose of the depth optical frame in the RGB optical frame, which is what
+`ros2 run tf2_ros tf2_echo <rgb_optical_frame> <depth_optical_frame>` prints and what
+`naima_ros.ros.tf` looks up (tf2's `lookup_transform(rgb_frame, depth_frame, depth stamp)`).
 """
 from __future__ import annotations
 
@@ -43,25 +47,29 @@ def rotation_from_quaternion(xyzw) -> np.ndarray:
     ])
 
 
-def _pinhole(k, name: str) -> np.ndarray:
-    k = np.asarray(k, dtype=np.float64)
-    if k.size != 9:
-        raise ValueError(f"{name} must be a 3x3 matrix (or 9 numbers), got shape {k.shape}")
-    k = k.reshape(3, 3)
-    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ValueError(f"{name} is degenerate: fx={k[0, 0]} fy={k[1, 1]} (finite > 0 needed)")
-    return k
+def _projection(m, name: str) -> np.ndarray:
+    """(3, 4) P of `m`: a P as 12 numbers or (3, 4), or a K as 9 numbers or (3, 3) (= [K | 0])."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.size == 9:
+        m = np.hstack([m.reshape(3, 3), np.zeros((3, 1))])
+    elif m.size != 12:
+        raise ValueError(f"{name} must be a 3x4 P or a 3x3 K (12 or 9 numbers), got shape "
+                         f"{m.shape}")
+    m = m.reshape(3, 4)
+    if not np.isfinite(m).all() or m[0, 0] <= 0 or m[1, 1] <= 0:
+        raise ValueError(f"{name} is degenerate: fx={m[0, 0]} fy={m[1, 1]} (finite > 0 needed)")
+    return m
 
 
-def register_depth(depth_m: np.ndarray, k_depth, k_rgb, out_size: tuple[int, int],
+def register_depth(depth_m: np.ndarray, p_depth, p_rgb, out_size: tuple[int, int],
                    translation_m, rotation_xyzw) -> tuple[np.ndarray, np.ndarray]:
     """Reproject depth onto the RGB camera's grid with a z-buffer.
 
     Args:
         depth_m: (H, W) depth in metres of the depth camera; NaN, inf and <= 0 are invalid.
-        k_depth: (3, 3) pinhole matrix of this depth image (K, or P[:, :3] of a rectified image,
-            with ROI/binning/resize folded in: `geometry.output_intrinsics`).
-        k_rgb: (3, 3) pinhole matrix of the RGB camera scaled to the output grid.
+        p_depth: (3, 4) P of this depth image, with ROI/binning/resize folded in
+            (`geometry.output_intrinsics(...).p`); a (3, 3) K is read as [K | 0].
+        p_rgb: (3, 4) P of the RGB camera scaled to the output grid.
         out_size: `(width, height)` of the output grid (the RGB image at LR resolution).
         translation_m: (3,) t of p_rgb = R p_depth + t, metres.
         rotation_xyzw: (4,) quaternion of R, (x, y, z, w).
@@ -76,7 +84,7 @@ def register_depth(depth_m: np.ndarray, k_depth, k_rgb, out_size: tuple[int, int
     depth_m = np.asarray(depth_m)
     if depth_m.ndim != 2:
         raise ValueError(f"depth must be (H, W), got shape {depth_m.shape}")
-    k_depth, k_rgb = _pinhole(k_depth, "k_depth"), _pinhole(k_rgb, "k_rgb")
+    p_depth, p_rgb = _projection(p_depth, "p_depth"), _projection(p_rgb, "p_rgb")
     t = np.asarray(translation_m, dtype=np.float64).reshape(-1)
     if t.shape != (3,) or not np.isfinite(t).all():
         raise ValueError(f"translation must be 3 finite numbers in metres, got "
@@ -90,12 +98,13 @@ def register_depth(depth_m: np.ndarray, k_depth, k_rgb, out_size: tuple[int, int
         valid_in = np.isfinite(depth_m) & (depth_m > 0)
     v, u = np.nonzero(valid_in)
     z = depth_m[v, u].astype(np.float64)
-    # back-project: (N, 3) points in the depth optical frame (K^-1 [u v 1]^T scaled by z)
-    rays = np.linalg.solve(k_depth, np.stack([u, v, np.ones_like(u)]).astype(np.float64))
-    points = (rays * z).T @ rotation.T + t  # (N, 3) in the RGB optical frame
+    # back-project through P: [u Z, v Z, Z] = P[:, :3] p + (Tx, Ty, 0), as image_geometry (Tz,
+    # which it ignores too, is left out); (N, 3) points in the depth optical frame
+    pixels_z = np.stack([u * z, v * z, z]) - np.array([[p_depth[0, 3]], [p_depth[1, 3]], [0.0]])
+    points = np.linalg.solve(p_depth[:, :3], pixels_z).T @ rotation.T + t  # RGB optical frame
     in_front = points[:, 2] > MIN_Z_M
     points = points[in_front]
-    projected = points @ k_rgb.T
+    projected = points @ p_rgb[:, :3].T + np.array([p_rgb[0, 3], p_rgb[1, 3], 0.0])
     u_rgb = np.floor(projected[:, 0] / projected[:, 2] + 0.5).astype(np.int64)
     v_rgb = np.floor(projected[:, 1] / projected[:, 2] + 0.5).astype(np.int64)
     inside = (u_rgb >= 0) & (u_rgb < out_w) & (v_rgb >= 0) & (v_rgb < out_h)

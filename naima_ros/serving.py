@@ -20,8 +20,10 @@ One pair goes through, in this order (the first failed check drops it with a `Dr
    (`invalid_camera_info`);
 4. depth outside [min_depth, max_depth] is invalid; none valid is `all_invalid_depth`;
 5. the predictor (`inference_error` if it raises); output outside the range is NaN;
-6. outputs: the encoded depth image, the CameraInfo of the output image and, if asked, the
-   organised point array (PCL layout) from `naima_ros.geometry`.
+6. outputs (`FrameServer.outputs`, the one place that builds them): the depth encoded in
+   `output_encoding` and in each of `output_encodings`, the CameraInfo of the output image, if
+   asked the organised point array (PCL layout) from `naima_ros.geometry`, and the stamp of every
+   output (`stamp_source`: the depth's or the RGB's).
 
 Images and CameraInfo are read through their `sensor_msgs` field names only (data, encoding,
 height, width, step, is_bigendian; k, p, d, r, roi, binning...), so rclpy messages and `rosbags`
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -82,6 +84,8 @@ class ServeConfig:
     """The parameters that decide which pairs are served and what the outputs look like."""
 
     output_encoding: str = DEFAULTS["output_encoding"]
+    output_encodings: tuple = tuple(DEFAULTS["output_encodings"])
+    stamp_source: str = DEFAULTS["stamp_source"]
     publish_points: bool = DEFAULTS["publish_points"]
     points_stride: int = DEFAULTS["points_stride"]
     points_rgb: bool = DEFAULTS["points_rgb"]
@@ -100,8 +104,10 @@ class ServeConfig:
     @classmethod
     def from_values(cls, values: Mapping) -> ServeConfig:
         """The config of a parameter mapping (e.g. the node's current values)."""
-        def frozen(v):  # arrays (ROS double arrays) as tuples: a config is immutable
-            return v if isinstance(v, (str, bool, int, float)) else tuple(float(x) for x in v)
+        def frozen(v):  # arrays (ROS double and string arrays) as tuples: a config is immutable
+            if isinstance(v, (str, bool, int, float)):
+                return v
+            return tuple(x if isinstance(x, str) else float(x) for x in v)
 
         return cls(**{f.name: frozen(values[f.name]) for f in fields(cls) if f.name in values})
 
@@ -120,16 +126,21 @@ class OutputCameraInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class ServedFrame:
-    """Everything the node publishes for one pair: stamped like the depth message, in the RGB
-    camera's frame (the output is on the RGB camera's grid, with its K and P)."""
+    """Everything the node publishes for one pair, built by `FrameServer.outputs`: stamped
+    `stamp_ns` (the depth's or the RGB's, `stamp_source`), in the RGB camera's frame (the output is
+    on the RGB camera's grid, with its K and P)."""
 
     depth_m: np.ndarray  # (H, W) float32 metres, NaN invalid
-    image: EncodedImage  # depth_registered/image_rect
+    image: EncodedImage  # depth_registered/image_rect, in output_encoding
     camera_info: OutputCameraInfo  # depth_registered/camera_info
     points: np.ndarray | None  # depth_registered/points payload (PCL layout), if asked
     intrinsics: Intrinsics
     model_s: float  # time in the predictor
-    frame_id: str = ""  # the RGB image's header.frame_id: the frame of every output
+    frame_id: str  # the RGB image's header.frame_id: the frame of every output
+    stamp_ns: int  # the header stamp of every output
+    depth_lr_m: np.ndarray  # (h, w) float32 metres, NaN invalid: what the predictor took
+    # output_encodings: {encoding: the depth in it}, each for its own topic (contract.encoding_topic)
+    encodings: Mapping[str, EncodedImage] = field(default_factory=dict)
 
 
 def stamp_ns(stamp) -> int:
@@ -279,9 +290,10 @@ class FrameServer:
         return rgb, camera_info, intr
 
     @staticmethod
-    def _register(depth_m: np.ndarray, rgb_size: tuple[int, int], scale: int, info, depth_info,
-                  config: ServeConfig):
-        """The depth reprojected onto the RGB camera's grid at LR resolution."""
+    def register(depth_m: np.ndarray, rgb_size: tuple[int, int], scale: int, info, depth_info,
+                 config: ServeConfig) -> np.ndarray:
+        """The depth reprojected onto the RGB camera's grid at LR resolution (also what
+        `naima-bag eval` gives its baselines); raises Drop as `serve` does."""
         if depth_info is None:
             raise Drop("missing_camera_info", "no depth CameraInfo received yet "
                        "(register_depth needs depth/camera_info)")
@@ -292,19 +304,53 @@ class FrameServer:
                        f"{info_size[1]} image (size, roi, binning) but depth is {w}x{h}")
         out_w, out_h = rgb_size[0] // scale, rgb_size[1] // scale
         try:
-            k_depth = output_intrinsics(depth_info.k, depth_info.p, depth_info.width,
+            # both cameras through P, Tx/Ty included (depth_image_proc's register)
+            p_depth = output_intrinsics(depth_info.k, depth_info.p, depth_info.width,
                                         depth_info.height, w, h,
                                         binning_x=depth_info.binning_x,
-                                        binning_y=depth_info.binning_y, roi=_roi(depth_info)).k
-            k_rgb = output_intrinsics(info.k, info.p, info.width, info.height, out_w, out_h,
+                                        binning_y=depth_info.binning_y, roi=_roi(depth_info)).p
+            p_rgb = output_intrinsics(info.k, info.p, info.width, info.height, out_w, out_h,
                                       binning_x=info.binning_x, binning_y=info.binning_y,
-                                      roi=_roi(info)).k
-            registered, _ = register_depth(depth_m, k_depth, k_rgb, (out_w, out_h),
+                                      roi=_roi(info)).p
+            registered, _ = register_depth(depth_m, p_depth, p_rgb, (out_w, out_h),
                                            config.depth_to_rgb_translation,
                                            config.depth_to_rgb_rotation)
         except ValueError as exc:
             raise Drop("invalid_camera_info", f"cannot register the depth: {exc}") from exc
         return registered
+
+    @staticmethod
+    def outputs(depth_hr: np.ndarray, depth_lr: np.ndarray, rgb: np.ndarray,
+                camera_info: OutputCameraInfo, intr: Intrinsics, model_s: float, rgb_msg,
+                depth_msg, config: ServeConfig) -> ServedFrame:
+        """Every output of a served pair, from the predictor's depth (the one place that builds
+        them).
+
+        Args:
+            depth_hr: (H, W) the predictor's depth, metres; outside [min_depth, max_depth] it
+                becomes NaN.
+            depth_lr: (h, w) the LR depth the predictor took (registered, range-masked).
+            rgb: (H, W, 3) uint8, the colour of the XYZRGB cloud.
+            camera_info, intr: the output image's CameraInfo and camera model.
+            model_s: time in the predictor.
+            rgb_msg, depth_msg: the pair (frame_id and stamps).
+            config: the current parameters.
+        """
+        min_d, max_d = config.min_depth, config.max_depth
+        depth_hr = np.where(valid_depth_mask(depth_hr, min_d, max_d), depth_hr,
+                            np.float32(np.nan)).astype(np.float32, copy=False)
+        encoded = {e: encode_depth(depth_hr, e) for e in
+                   dict.fromkeys((config.output_encoding, *config.output_encodings))}
+        points = None
+        if config.publish_points:
+            # P's fx, fy, cx, cy: the cloud depth_image_proc makes from the published outputs
+            points = depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy,
+                                     rgb=rgb if config.points_rgb else None,
+                                     stride=config.points_stride)
+        stamped = rgb_msg if config.stamp_source == "rgb" else depth_msg
+        return ServedFrame(depth_hr, encoded[config.output_encoding], camera_info, points, intr,
+                           model_s, str(rgb_msg.header.frame_id), stamp_ns(stamped.header.stamp),
+                           depth_lr, {e: encoded[e] for e in config.output_encodings})
 
     def serve(self, predictor, rgb_msg, depth_msg, info, config: ServeConfig,
               depth_info=None) -> ServedFrame:
@@ -330,7 +376,7 @@ class FrameServer:
         self.last_sizes_at = time.monotonic()
         s = int(predictor.scale)
         if config.register_depth:
-            depth_m = self._register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
+            depth_m = self.register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
                                      config)
         rgb, camera_info, intr = self._fit_sizes(rgb, depth_m, s, info, config)
 
@@ -340,21 +386,14 @@ class FrameServer:
         if not valid.any():
             raise Drop("all_invalid_depth", f"no depth pixel of the {w}x{h} frame is valid in "
                        f"[{min_d}, {max_d}] m")
+        depth_lr = np.where(valid, depth_m, np.float32(np.nan))
         t0 = time.monotonic()
         try:
-            depth_hr = predictor(rgb, np.where(valid, depth_m, np.float32(np.nan)))
+            depth_hr = predictor(rgb, depth_lr)
         except Exception as exc:  # noqa: BLE001 (a predictor failure drops the pair, no more)
             raise Drop("inference_error", f"{type(exc).__name__}: {exc}") from exc
         model_s = time.monotonic() - t0
-        depth_hr = np.where(valid_depth_mask(depth_hr, min_d, max_d), depth_hr,
-                            np.float32(np.nan)).astype(np.float32, copy=False)
-
-        points = None
-        if config.publish_points:
-            points = depth_to_points(depth_hr, intr.fx, intr.fy, intr.cx, intr.cy,
-                                     rgb=rgb if config.points_rgb else None,
-                                     stride=config.points_stride)
-        frame = ServedFrame(depth_hr, encode_depth(depth_hr, config.output_encoding),
-                            camera_info, points, intr, model_s, str(rgb_msg.header.frame_id))
+        frame = self.outputs(depth_hr, depth_lr, rgb, camera_info, intr, model_s, rgb_msg,
+                             depth_msg, config)
         self.last_stamp = t_depth
         return frame

@@ -147,6 +147,27 @@ def test_node_command_remaps_every_topic_and_passes_parameters(tmp_path):
                                                                  "d": "x"}
 
 
+def test_the_node_parameters_come_from_the_params_file_and_the_command_line(tmp_path):
+    """What replay expects of the node (compressed topics, the depth CameraInfo it waits for with
+    register_depth) follows the params file's entries for the node, then --param."""
+    from naima_ros.bags.io import BagError
+    from naima_ros.bags.replay import _node_values
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n    register_depth: true\n"
+                           "    rgb_transport: compressed\n"
+                           "other:\n  ros__parameters:\n    depth_transport: compressedDepth\n")
+    values = _node_values(None, str(params_file), "naima")
+    assert (values["register_depth"], values["rgb_transport"], values["depth_transport"]) == \
+        (True, "compressed", "raw")  # the other node's entry does not apply
+    assert _node_values({"register_depth": False}, str(params_file), "naima")["register_depth"] \
+        is False  # --param wins
+    assert _node_values(None, None, "naima")["register_depth"] is False  # the node's default
+    (tmp_path / "bad.yaml").write_text("a: [1,")
+    with pytest.raises(BagError, match="cannot read the params file"):
+        _node_values(None, str(tmp_path / "bad.yaml"), "naima")
+
+
 def test_sigterm_stops_the_node_and_keeps_the_bag(tmp_path, input_bag, tiny_checkpoint):
     import shutil
     import signal
@@ -229,3 +250,102 @@ def test_replay_compressed_inputs(tmp_path, capsys):
     assert all((m.width, m.height) == (W, H) for m in got[T.out_image])
     log = (tmp_path / "out.node.log").read_text()
     assert f"in: {rgb_topic}, {depth_topic}" in log
+
+
+def test_replay_of_a_ros1_bag_registers_keeps_the_recorded_qos_and_publishes_clock(tmp_path,
+                                                                                   capsys):
+    """A ROS 1 bag with an unregistered ToF and a latched depth CameraInfo, replayed to the node
+    (registering) while another process watches: the latched topic is offered transient-local
+    (a late joiner still gets it), the rest reliable + volatile, and /clock runs on the bag's
+    log times from the first message to the last."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ros1_bag import TOPICS, write_ros1_bag
+
+    bag = tmp_path / "rgbd.bag"
+    write_ros1_bag(bag)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n    register_depth: true\n")
+    with BagReader(bag) as reader:
+        logs = {topic: log for topic, log, _ in reader.messages()}  # the last per topic
+        first_log = min(log for _, log, _ in reader.messages())
+        (info_log, info), = [(log, m) for t, log, m in reader.messages([TOPICS["depth_info"]])]
+    last_log = max(logs.values())
+    probe_out = tmp_path / "probe.json"
+    probe = subprocess.Popen([sys.executable, str(Path(__file__).with_name("replay_probe.py")),
+                              str(probe_out), TOPICS["depth_info"], str(info_log),
+                              TOPICS["rgb"]])
+    try:
+        out = tmp_path / "out"
+        rc = main(["--no-progress", "replay", str(bag), str(out), "--method", "bicubic",
+                   "--scale", "8", "--rate", "0.5", "--settle", "2", "--no-points",
+                   # register_depth from a params file: the replay must wait for the
+                   # node's depth CameraInfo subscription (the bag latches that message once)
+                   "--params-file", str(params_file),
+                   "--param", "depth_to_rgb_translation:=[0.05,0.0,0.0]",
+                   "--rgb-topic", TOPICS["rgb"], "--rgb-info-topic", TOPICS["rgb_info"],
+                   "--depth-topic", TOPICS["depth"], "--depth-info-topic", TOPICS["depth_info"],
+                   "--gt-topic", TOPICS["gt"]])
+        printed = capsys.readouterr()
+        assert rc == 0, printed.err
+        probe.wait(timeout=120)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+    seen = json.loads(probe_out.read_text())
+    assert seen["qos"][TOPICS["depth_info"]] == {"durability": "TRANSIENT_LOCAL",
+                                                 "reliability": "RELIABLE"}
+    assert seen["qos"][TOPICS["rgb"]] == {"durability": "VOLATILE", "reliability": "RELIABLE"}
+    stamp = info.header.stamp.sec * 10**9 + info.header.stamp.nanosec
+    assert seen["latched"] == [stamp]  # joined after it was published, and got it
+    clock = seen["clock_ns"]
+    assert clock == sorted(clock) and clock[0] == first_log and clock[-1] == last_log
+    assert len(set(clock)) > len(logs)  # the time between messages runs too
+    got = {}
+    with BagReader(out) as reader:
+        for topic, _, msg in reader.messages():
+            got.setdefault(topic, []).append(msg)
+    assert len(got[T.out_image]) == 3  # every pair registered and served
+    assert all((m.width, m.height) == (64, 48) for m in got[T.out_image])
+    assert "is replayed reliable, transient local, keep last 1, as recorded" in printed.err
+
+
+def test_playback_qos_follows_the_recorded_offers(tmp_path):
+    """rosbag2 offered_qos_profiles (all must agree to offer the stronger policy), ROS 1 latching,
+    /tf_static transient-local by default, bags that recorded nothing."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+    from rosbags.rosbag2 import Writer
+
+    from naima_ros.bags.io import TYPESTORE
+    from naima_ros.bags.qos import DEFAULT_DEPTH, PlaybackQos, playback_qos
+
+    never = QosTime(0, 0)
+
+    def offer(reliable, latched):
+        return Qos(QosHistory.KEEP_LAST, 1,
+                   QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+                   QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+                   never, never, QosLiveliness.AUTOMATIC, never, False)
+
+    path = tmp_path / "qos"
+    recorded = {"/latched": [offer(True, True)], "/sensor": [offer(False, False)],
+                "/mixed": [offer(True, True), offer(True, False)], "/tf_static": [],
+                "/plain": []}
+    with Writer(path, version=8) as w:
+        for topic, offers in recorded.items():
+            conn = w.add_connection(topic, "std_msgs/msg/String", typestore=TYPESTORE,
+                                    offered_qos_profiles=offers)
+            for k in range(3):
+                w.write(conn, k, TYPESTORE.serialize_cdr(
+                    TYPESTORE.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+    with BagReader(path) as reader:
+        got = {c.topic: playback_qos(c) for c in reader.connections}
+    assert got == {"/latched": PlaybackQos(True, True, 3),
+                   "/sensor": PlaybackQos(False, False, DEFAULT_DEPTH),
+                   "/mixed": PlaybackQos(True, False, DEFAULT_DEPTH),
+                   "/tf_static": PlaybackQos(True, True, 3),
+                   "/plain": PlaybackQos(True, False, DEFAULT_DEPTH)}

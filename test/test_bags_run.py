@@ -229,7 +229,7 @@ def test_offline_defaults_are_the_node_parameters():
     args = build_parser().parse_args(["run", "in", "out"])
     assert (args.method, args.device, args.precision) == (DEFAULTS["method"], DEFAULTS["device"],
                                                           DEFAULTS["precision"])
-    for name in ("output_encoding", "points_stride", "min_depth", "max_depth",
+    for name in ("output_encoding", "stamp_source", "points_stride", "min_depth", "max_depth",
                  "max_input_pixels", "slop", "rgb_transport", "depth_transport"):
         assert getattr(args, name) == DEFAULTS[name], name
     assert args.resize_rgb_to_multiple == DEFAULTS["resize_rgb_to_multiple"]

@@ -5,12 +5,12 @@ import ast
 from pathlib import Path
 
 import pytest
-import yaml
 
 from naima_ros import contract
 from naima_ros.contract import (DEFAULTS, OUTPUT_NAMESPACE, PARAMETERS, QOS_ROLES, TOPICS,
                                 check_parameters, markdown_tables, parameter)
 from naima_ros.options import BASELINE_METHODS, SCALES
+from naima_ros.params_file import node_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,10 +22,24 @@ REPO = Path(__file__).resolve().parents[1]
     ({"precision": "fp8"}, "precision must be one of"),
     ({"max_depth": 0.05}, "min_depth (0.1) must be below max_depth (0.05)"),
     ({"method": "bicubic", "device": "cuda:1", "scale": 16}, None),
+    ({"output_encodings": ["16UC1", "mono8"]}, "each item of output_encodings must be one of "
+     "32FC1, 16UC1, got 'mono8'"),
+    ({"output_encodings": ["32FC1", "16UC1"], "stamp_source": "rgb"}, None),
+    ({"stamp_source": "header"}, "stamp_source must be one of depth, rgb"),
+    ({"expected_rate_min": 10.0, "expected_rate_max": 5.0}, "expected_rate_max (5.0) must be 0 "
+     "(no bound) or at least expected_rate_min (10.0)"),
+    ({"expected_rate_min": 10.0}, None),  # max 0: no upper bound
 ])
 def test_check_parameters(new, reason):
     got = check_parameters(new, DEFAULTS)
     assert got == reason if reason is None else reason in got
+
+
+def test_renamed_parameters_point_at_the_table():
+    """An old name maps to a parameter of the table (diagnostic_updater's period)."""
+    assert contract.RENAMED_PARAMETERS == {"diagnostics_period": "diagnostic_updater.period"}
+    for old, new in contract.RENAMED_PARAMETERS.items():
+        assert old not in DEFAULTS and new in DEFAULTS and old in parameter(new).description
 
 
 def test_table_defaults():
@@ -70,7 +84,7 @@ def test_ranges_hold_their_defaults():
 
 def test_config_yaml_is_the_table():
     """config/naima.yaml holds every parameter with exactly the table's default and type."""
-    params = yaml.safe_load((REPO / "config" / "naima.yaml").read_text())["/**"]["ros__parameters"]
+    params = node_parameters(REPO / "config" / "naima.yaml", "naima")
     assert set(params) == set(DEFAULTS), "config/naima.yaml and naima_ros.contract differ"
     for name, value in params.items():
         assert type(value) is type(DEFAULTS[name]) and value == DEFAULTS[name], name
@@ -92,7 +106,15 @@ def test_topics():
     assert all(t.qos in QOS_ROLES for t in TOPICS.values())
     assert all(role == t.role for role, t in TOPICS.items())
     assert {t.name for t in TOPICS.values() if t.name.startswith(OUTPUT_NAMESPACE + "/")} == {
-        "depth_registered/image_rect", "depth_registered/camera_info", "depth_registered/points"}
+        "depth_registered/image_rect", "depth_registered/camera_info", "depth_registered/points",
+        "depth_registered/image_rect_32fc1", "depth_registered/image_rect_16uc1"}
+    # one topic per output_encodings entry, beside camera_info (image_transport pairs siblings)
+    assert {contract.encoding_topic(e) for e in parameter("output_encodings").choices} <= \
+        {t.name for t in TOPICS.values()}
+    # every topic is remappable from the launch file, each by its own argument
+    arguments = [t.launch_argument for t in TOPICS.values()]
+    assert all(arguments) and len(set(arguments)) == len(arguments)
+    assert TOPICS["depth_info"].launch_argument == "depth_info_topic"
     assert TOPICS["rgb"].absolute == "/rgb/image_rect_color"
     assert TOPICS["diagnostics"].absolute == "/diagnostics"
     # inputs are best effort like camera drivers, outputs reliable

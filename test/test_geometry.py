@@ -157,3 +157,93 @@ def test_resize_rgb_shape_identity_and_centre_alignment():
     half = resize_rgb(ramp, 200, 4)[0, :, 0].astype(float)
     expected = np.clip((np.arange(200) + 0.5) / 2 - 0.5, 0, 99) * 2
     np.testing.assert_allclose(half, expected, atol=1.0)
+
+
+# ---------------------------------------------------------------------- image_geometry conventions
+# A rectified camera whose P differs from K (rectification with a new camera matrix): 0.75 x the
+# focal length and the centre moved by 12 px, plus a stereo Tx/Ty.
+K_RAW = [80.0, 0.0, 31.5, 0.0, 80.0, 23.5, 0.0, 0.0, 1.0]
+P_RECT = [60.0, 0.0, 43.5, -3.0, 0.0, 60.0, 11.5, 1.5, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_intrinsics_are_read_from_p_as_image_geometry_does():
+    out = output_intrinsics(K_RAW, P_RECT, 64, 48, 64, 48)
+    assert (out.fx, out.fy, out.cx, out.cy, out.tx, out.ty) == (60.0, 60.0, 43.5, 11.5, -3.0, 1.5)
+    with pytest.raises(ValueError, match="P is degenerate"):
+        output_intrinsics(K_RAW, [60.0, 0, 43.5, 0, 0, 0.0, 11.5, 0, 0, 0, 1, 0], 64, 48, 64, 48)
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_the_cloud_is_point_cloud_xyz_of_the_published_depth_and_camera_info(encoding):
+    """The served cloud equals depth_image_proc's point_cloud_xyz run on the served depth image
+    and CameraInfo (from P; Tx/Ty do not enter), for a camera whose P is not K."""
+    from types import SimpleNamespace
+
+    from reference_point_cloud import decode_depth_image, point_cloud_xyz
+
+    from naima_ros.serving import FrameServer, ServeConfig
+
+    s, (h, w) = 8, (6, 8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = (1.5 + 0.2 * xx + 0.1 * yy).astype("<f4")
+
+    def msg(pixels, encoding, frame_id):
+        return SimpleNamespace(
+            header=SimpleNamespace(stamp=SimpleNamespace(sec=5, nanosec=0), frame_id=frame_id),
+            height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+            step=pixels.nbytes // pixels.shape[0], is_bigendian=0, data=pixels.tobytes())
+
+    info = SimpleNamespace(width=w * s, height=h * s, binning_x=0, binning_y=0,
+                           roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0),
+                           k=K_RAW, p=P_RECT, d=[0.0] * 5, r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
+                           distortion_model="plumb_bob")
+
+    class Nearest:
+        scale = s
+
+        def __call__(self, rgb, depth_lr):
+            return np.kron(depth_lr, np.ones((s, s), np.float32))
+
+    rgb = np.zeros((h * s, w * s, 3), np.uint8)
+    frame = FrameServer().serve(Nearest(), msg(rgb, "rgb8", "rgb"), msg(depth, "32FC1", "tof"),
+                                info, ServeConfig(output_encoding=encoding, points_rgb=False))
+    img, ci = frame.image, frame.camera_info
+    np.testing.assert_array_equal(ci.p, P_RECT)  # same size: the camera's own P and K
+    np.testing.assert_array_equal(ci.k, K_RAW)
+    published = decode_depth_image(img.height, img.width, img.step, img.encoding,
+                                   img.is_bigendian, img.data)
+    want = point_cloud_xyz(published, ci.p)
+    got = np.stack([frame.points[n] for n in "xyz"], axis=-1).astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # read through K instead, the cloud would be off by decimetres: the check can tell
+    via_k = point_cloud_xyz(published, np.hstack([np.reshape(K_RAW, (3, 3)), np.zeros((3, 1))]))
+    assert np.nanmax(np.abs(via_k - want)) > 0.3
+
+
+def blob_image(width, height, u0, v0, sigma=3.0):
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    g = 250 * np.exp(-((u - u0) ** 2 + (v - v0) ** 2) / (2 * sigma**2))
+    return np.repeat(np.rint(g).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def centroid(rgb):
+    g = rgb[..., 0].astype(np.float64)
+    v, u = np.mgrid[0:g.shape[0], 0:g.shape[1]]
+    return (g * u).sum() / g.sum(), (g * v).sum() / g.sum()
+
+
+@pytest.mark.parametrize("size", [(128, 96), (48, 36), (200, 150)])
+def test_published_camera_info_describes_the_resized_image_exactly(size):
+    """A 3D point imaged through P, the image resized as `resize_rgb_to_multiple` resizes it: the
+    point appears where the output P projects it ((c + 0.5) s - 0.5), not where image_proc's
+    c s would put it (off by 0.5 (s - 1) px)."""
+    xyz = np.array([[0.07, -0.02, 1.3]])
+    u0, v0 = project(np.reshape(P_RECT, (3, 4)), xyz)[0]
+    resized = resize_rgb(blob_image(64, 48, u0, v0), *size)
+    out = output_intrinsics(K_RAW, P_RECT, 64, 48, *size)
+    want = project(out.p, xyz)[0]
+    got = np.array(centroid(resized))
+    np.testing.assert_allclose(got, want, atol=0.05)
+    s = size[0] / 64
+    image_proc = np.array([u0, v0]) * s  # its resize's c' = c s maps every pixel u to u s
+    assert np.abs(got - image_proc).min() > 0.5 * abs(s - 1) - 0.05

@@ -28,6 +28,8 @@ IMPORT_TO_ROSDEP = {
     "std_msgs": "std_msgs",
     "builtin_interfaces": "builtin_interfaces",
     "diagnostic_msgs": "diagnostic_msgs",
+    "tf2_ros": "tf2_ros",
+    "rosgraph_msgs": "rosgraph_msgs",
     "message_filters": "message_filters",
     "launch": "launch",
     "launch_ros": "launch_ros",

@@ -185,14 +185,57 @@ def test_argument_errors():
     k, d = pinhole(10, 10, 2, 2), np.ones((4, 4), np.float32)
     for kwargs, message in [
         ({"depth_m": np.ones((4, 4, 1))}, r"\(H, W\)"),
-        ({"k_depth": np.zeros((3, 3))}, "k_depth is degenerate"),
-        ({"k_rgb": np.ones(4)}, "k_rgb must be a 3x3"),
+        ({"p_depth": np.zeros((3, 3))}, "p_depth is degenerate"),
+        ({"p_depth": np.zeros((3, 4))}, "p_depth is degenerate"),
+        ({"p_rgb": np.ones(4)}, "p_rgb must be a 3x4 P or a 3x3 K"),
         ({"translation_m": [0, 0]}, "translation"),
         ({"rotation_xyzw": [0, 0, 0, 0]}, "zero norm"),
         ({"rotation_xyzw": [0, 0, 1]}, "4 finite numbers"),
         ({"out_size": (0, 4)}, "output size"),
     ]:
-        args = {"depth_m": d, "k_depth": k, "k_rgb": k, "out_size": (4, 4),
+        args = {"depth_m": d, "p_depth": k, "p_rgb": k, "out_size": (4, 4),
                 "translation_m": [0, 0, 0], "rotation_xyzw": [0, 0, 0, 1]} | kwargs
         with pytest.raises(ValueError, match=message):
             register_depth(**args)
+
+
+def with_t(k, tx=0.0, ty=0.0):
+    """P = [K | (Tx, Ty, 0)]."""
+    return np.hstack([k, [[tx], [ty], [0.0]]])
+
+
+def test_hand_case_through_p_with_tx_ty_as_depth_image_proc_register():
+    """One point by hand with depth_image_proc's formulas: X = ((u - cx) Z - Tx) / fx in the
+    depth camera, u' = (fx' X' + Tx') / Z' + cx' in the RGB camera."""
+    p_d = with_t(pinhole(40, 40, 15.5, 11.5), tx=-4.0, ty=2.0)
+    p_r = with_t(pinhole(30, 32, 14.0, 10.0), tx=6.0, ty=-3.2)
+    depth = np.full((24, 32), np.nan, np.float32)
+    depth[5, 10] = 2.0
+    x, y = ((10 - 15.5) * 2.0 + 4.0) / 40, ((5 - 11.5) * 2.0 - 2.0) / 40
+    x, y, z = x + 0.1, y - 0.05, 2.0 + 0.2  # t
+    u, v = (30 * x + 6.0) / z + 14.0, (32 * y - 3.2) / z + 10.0
+    out, valid = register_depth(depth, p_d, p_r, (32, 24), [0.1, -0.05, 0.2], [0, 0, 0, 1])
+    assert valid.sum() == 1 and valid[int(np.floor(v + 0.5)), int(np.floor(u + 0.5))]
+    assert out[valid][0] == np.float32(z)
+    # ignoring Tx/Ty (reading only K) lands elsewhere: the test can tell the two apart
+    _, valid_k = register_depth(depth, p_d[:, :3], p_r[:, :3], (32, 24), [0.1, -0.05, 0.2],
+                                [0, 0, 0, 1])
+    assert not (valid_k == valid).all()
+
+
+def test_tx_ty_equal_a_baseline_folded_into_the_extrinsic():
+    """Through P, Tx/Ty of both cameras act as the translation t - R b_depth + b_rgb with
+    b = (Tx / fx, Ty / fy, 0): the K-only registration with that extrinsic gives the same image."""
+    scene = Scene(np.array([0.2, -0.1, 1.0]) / np.linalg.norm([0.2, -0.1, 1.0]), 2.2)
+    k_d, k_rgb = pinhole(70, 68, 40.3, 30.1), pinhole(55, 57, 32.0, 23.5)
+    p_d, p_rgb = with_t(k_d, -3.5, 0.7), with_t(k_rgb, 2.75, -1.1)
+    rot = Rotation.from_rotvec([0.01, 0.05, -0.02])
+    t = np.array([0.03, -0.01, 0.004])
+    depth = render_depth(scene, k_d, 80, 60)
+    out, valid = register_depth(depth, p_d, p_rgb, (64, 48), t, rot.as_quat())
+    b_d, b_rgb = np.array([-3.5 / 70, 0.7 / 68, 0]), np.array([2.75 / 55, -1.1 / 57, 0])
+    t_k = t - rot.as_matrix() @ b_d + b_rgb
+    out_k, valid_k = register_depth(depth, k_d, k_rgb, (64, 48), t_k, rot.as_quat())
+    np.testing.assert_array_equal(valid, valid_k)
+    np.testing.assert_allclose(out[valid], out_k[valid], rtol=1e-6)
+    assert valid.sum() > 1000

@@ -79,7 +79,7 @@ def test_lifecycle_services_drive_loading_serving_and_release(method, request):
     reliable = {f"qos_overrides.{ns}/{topic}.subscription.reliability": "reliable"
                 for topic in ("rgb/image_rect_color", "depth/image_rect", "rgb/camera_info")}
     params = {"method": method, "checkpoint": checkpoint, "scale": S, "device": "cpu",
-              "warmup_width": W, "warmup_height": H, "diagnostics_period": 0.1,
+              "warmup_width": W, "warmup_height": H, "diagnostic_updater.period": 0.1,
               "max_input_pixels": W * H, **reliable}
     node = ManagedNaimaNode(namespace=ns, context=context, predictor_factory=factory,
                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -101,7 +101,7 @@ def test_lifecycle_services_drive_loading_serving_and_release(method, request):
     def diagnostics(msg):
         with lock:
             statuses.extend((int.from_bytes(s.level, "little"), s.message) for s in msg.status
-                            if s.name.startswith(f"{ns}/naima:"))
+                            if s.name == f"{ns.lstrip('/')}/naima: depth super-resolution")
 
     client.create_subscription(Image, "depth_registered/image_rect", store, qos)
     client.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 50)

@@ -119,6 +119,7 @@ class ControlledPredictor:
         self.upsampler = predictor
         self.fail_next = False
         self.delay_s = 0.0
+        self.gain = 1.0  # != 1: a model gone wrong (its output no longer matches its input)
         self.warmups = []
         self.calls = 0
 
@@ -140,7 +141,8 @@ class ControlledPredictor:
             raise RuntimeError("injected inference failure")
         if self.delay_s:
             time.sleep(self.delay_s)
-        return self.upsampler(rgb, depth)
+        out = self.upsampler(rgb, depth)
+        return out if self.gain == 1.0 else out * np.float32(self.gain)
 
 
 # ---------------------------------------------------------------------- DDS harness
@@ -154,6 +156,9 @@ class Harness:
         self.images, self.infos, self.clouds = {}, {}, {}
         self.diag = {}
         self.status = None  # (level, message) of the node's last /diagnostics status
+        # diagnostic_updater's naming: "<node without the leading slash>: <task>"
+        self.status_name = f"{namespace.lstrip('/')}/naima: depth super-resolution"
+        self.statuses = {}  # name -> (level, message, hardware_id, values) of every status seen
         self.logs = []
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.make_publishers()
@@ -187,12 +192,13 @@ class Harness:
 
     def _diagnostics(self, msg):
         for status in msg.status:
-            if status.name.startswith(f"{self.ns}/naima:"):
-                with self.lock:
-                    self.diag = {kv.key: kv.value for kv in status.values}
-                    self.status = (int.from_bytes(status.level, "little")
-                                   if isinstance(status.level, bytes) else int(status.level),
-                                   status.message)
+            level = int.from_bytes(status.level, "little")
+            with self.lock:
+                self.statuses[status.name] = (level, status.message, status.hardware_id,
+                                              {kv.key: kv.value for kv in status.values})
+                if status.name == self.status_name:  # the node's main status
+                    self.diag = self.statuses[status.name][3]
+                    self.status = (level, status.message)
 
     def _log(self, msg):
         with self.lock:
@@ -279,7 +285,7 @@ class Running:
                   "device": "cpu",
                   "warmup_iterations": 1, "warmup_width": 64, "warmup_height": 48,
                   **reliable_inputs(namespace),
-                  "diagnostics_period": 0.2, "warn_throttle": 0.0,
+                  "diagnostic_updater.period": 0.2, "warn_throttle": 0.0,
                   "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0}
         params.update(overrides or {})
         params = {k: v for k, v in params.items() if v is not None}  # None: the node's default
@@ -736,7 +742,7 @@ def test_startup_status_resolved_topics_and_error_when_the_model_fails(context):
 
     def diagnostics(msg):
         statuses.extend((s.name, int.from_bytes(s.level, "little"), s.message)
-                        for s in msg.status if s.name.startswith("/naima_startup/naima:"))
+                        for s in msg.status if s.name.startswith("naima_startup/naima: depth"))
 
     listener.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 50)
     listener.create_subscription(
@@ -762,7 +768,7 @@ def test_startup_status_resolved_topics_and_error_when_the_model_fails(context):
                 made["node"] = NaimaNode(
                     namespace="/naima_startup", context=context, predictor_factory=factory,
                     parameter_overrides=[Parameter("method", value="bicubic"),
-                                         Parameter("diagnostics_period", value=0.1),
+                                         Parameter("diagnostic_updater.period", value=0.1),
                                          Parameter("warmup_iterations", value=0)], **kw)
             except ModelLoadError as exc:
                 made["error"] = exc

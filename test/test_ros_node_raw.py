@@ -57,7 +57,7 @@ def node_and_harness():
     rclpy.init(context=ctx)
     node = NaimaNode(namespace="/naima_raw", context=ctx, parameter_overrides=[
         Parameter("method", value="bicubic"), Parameter("warmup_width", value=W),
-        Parameter("warmup_height", value=H), Parameter("diagnostics_period", value=0.2),
+        Parameter("warmup_height", value=H), Parameter("diagnostic_updater.period", value=0.2),
         Parameter("torch_threads", value=1)])
     harness = rclpy.create_node("harness", namespace="/naima_raw", context=ctx)
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -1,9 +1,15 @@
-"""`naima-bag`: make, run, replay and evaluate rosbag2 recordings for the depth node.
+"""`naima-bag`: make, run, replay and evaluate recordings for the depth node (rosbag2 or ROS 1
+.bag in, rosbag2 out).
 
   naima-bag make OUTPUT_BAG --source procedural:60 --source motorcycle [--tof-holes --tof-noise]
   naima-bag run INPUT_BAG OUTPUT_BAG [--checkpoint FILE]        offline, no DDS
   naima-bag replay INPUT_BAG OUTPUT_BAG [--rate 0.5]             online, over DDS, starts the node
   naima-bag eval OUTPUT_BAG --report DIR                         table + markdown + PNGs
+
+An unregistered depth camera is registered as the node does (`--register-depth` with
+`--depth-info-topic` and `--depth-to-rgb-translation/-rotation` for run and eval; `--param
+register_depth:=true` for replay, which also publishes the bag's time on /clock and each topic with
+the QoS its recording offered).
 
 Every topic is renameable (`--rgb-topic`, `--depth-topic`, `--gt-topic`, ...). Errors (a missing
 topic, an unknown encoding, a truncated bag, an existing output) are one line naming the topic or
@@ -25,7 +31,8 @@ from naima_ros.options import BAG_DEFAULT_BASELINES, BASELINE_METHODS, METHODS, 
 __all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 2
-DESCRIPTION = "Make, run, replay and evaluate rosbag2 recordings for the NAIMA depth node."
+DESCRIPTION = ("Make, run, replay and evaluate recordings for the NAIMA depth node: rosbag2 "
+               "(folder, .mcap, .db3) or ROS 1 .bag in, rosbag2 out.")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -125,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=d["precision"], choices=PRECISIONS)
     p.add_argument("--output-encoding", choices=parameter("output_encoding").choices,
                    default=d["output_encoding"])
+    p.add_argument("--stamp-source", choices=parameter("stamp_source").choices,
+                   default=d["stamp_source"], help="outputs stamped like the depth (default) or "
+                   "like the RGB image")
     p.add_argument("--no-points", action="store_true", help="do not write the point cloud")
     p.add_argument("--points-stride", type=int, default=d["points_stride"])
     p.add_argument("--points-xyz", action="store_true", help="XYZ cloud instead of XYZRGB")
@@ -138,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-sync", action="store_true", help="pair identical stamps only")
     _add_transports(p)
     _add_output(p)
-    _add_topics(p, all_roles[:3] + all_roles[4:7])
+    _add_registration(p)
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "out_image", "out_info",
+                    "out_points"])
 
     p = sub.add_parser("replay", parents=[common],
                        help="start the node, play a bag to it over DDS, record it")
@@ -160,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=3.0,
                    help="stop once no output arrived for this long after the end (s)")
     p.add_argument("--no-points", action="store_true", help="do not record the point cloud")
+    p.add_argument("--no-clock", action="store_true",
+                   help="do not publish the bag's time on /clock (default: publish it, as "
+                   "`ros2 bag play --clock`)")
     _add_output(p)
     _add_topics(p, all_roles)
 
@@ -178,8 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated baseline predictors scored beside the node's output "
                    f"({', '.join(BASELINE_METHODS)}; default {','.join(BAG_DEFAULT_BASELINES)}; "
                    "none)")
+    p.add_argument("--scale", type=int, help="the node's scale (default: ground-truth width / "
+                   "depth width; set it with --register-depth)")
     _add_transports(p)
-    _add_topics(p, ["rgb", "depth", "gt", "out_image", "diagnostics"])
+    _add_registration(p)
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "gt", "out_image", "diagnostics"])
     return parser
 
 
@@ -209,13 +227,14 @@ def _run(args) -> int:
     from naima_ros.contract import check_parameters
     from naima_ros.serving import ServeConfig
 
-    config = ServeConfig(output_encoding=args.output_encoding, publish_points=not args.no_points,
+    config = ServeConfig(output_encoding=args.output_encoding, stamp_source=args.stamp_source,
+                         publish_points=not args.no_points,
                          points_stride=args.points_stride, points_rgb=not args.points_xyz,
                          min_depth=args.min_depth, max_depth=args.max_depth,
                          resize_rgb_to_multiple=args.resize_rgb_to_multiple,
                          max_input_pixels=args.max_input_pixels, slop=args.slop,
                          exact_sync=args.exact_sync, rgb_transport=args.rgb_transport,
-                         depth_transport=args.depth_transport)
+                         depth_transport=args.depth_transport, **_registration(args))
     reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
     if reason:
         raise BagError(reason)
@@ -237,10 +256,35 @@ def _replay(args) -> int:
                          params_file=args.params_file, start_node=not args.no_node,
                          node_name=args.node_name, startup_timeout=args.startup_timeout,
                          settle_s=args.settle, record_points=not args.no_points,
-                         storage=args.storage, overwrite=args.overwrite,
+                         storage=args.storage, overwrite=args.overwrite, clock=not args.no_clock,
                          progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
     print(f"wrote {args.output}: {summary.line()}")
     return 0
+
+
+def _add_registration(p) -> None:
+    """An unregistered depth camera, registered as the node's register_depth does."""
+    g = p.add_argument_group("registration (the node's register_depth)")
+    g.add_argument("--register-depth", action="store_true",
+                   help="reproject the depth onto the RGB camera's grid with the depth "
+                   "CameraInfo (--depth-info-topic) and the extrinsics below")
+    g.add_argument("--depth-to-rgb-translation", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   default=d["depth_to_rgb_translation"],
+                   help="t of p_rgb = R p_depth + t, metres (tf2_echo <rgb frame> <depth frame>)")
+    g.add_argument("--depth-to-rgb-rotation", type=float, nargs=4, metavar=("X", "Y", "Z", "W"),
+                   default=d["depth_to_rgb_rotation"], help="R as a quaternion x y z w")
+
+
+def _registration(args) -> dict:
+    """The registration fields of a ServeConfig from the options, checked as the node's."""
+    from naima_ros.contract import check_parameters
+
+    values = {"depth_to_rgb_translation": tuple(args.depth_to_rgb_translation),
+              "depth_to_rgb_rotation": tuple(args.depth_to_rgb_rotation)}
+    reason = check_parameters(values, {"min_depth": 0.0, "max_depth": 1.0})
+    if reason:
+        raise BagError(reason)
+    return {"register_depth": args.register_depth, **values}
 
 
 def _add_transports(p) -> None:
@@ -256,11 +300,13 @@ def _add_transports(p) -> None:
 def _eval(args) -> int:
     from naima_ros.bags.evaluate import evaluate_bag
     from naima_ros.bags.report import write_report
+    from naima_ros.serving import ServeConfig
 
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
                       baselines=args.baselines, progress=not args.no_progress,
-                      rgb_transport=args.rgb_transport, depth_transport=args.depth_transport)
+                      rgb_transport=args.rgb_transport, depth_transport=args.depth_transport,
+                      registration=ServeConfig(**_registration(args)), scale=args.scale)
     print(ev.table())
     print(f"report: {write_report(ev, args.report)}")
     return 0

@@ -33,8 +33,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from naima_ros.bags.io import (COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, BagError, BagReader, Topics,
-                               decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns, unit_of)
+from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, BagError, BagReader,
+                               Topics, decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns,
+                               unit_of)
 from naima_ros.eval import metrics
 from naima_ros.frames import valid_depth_mask
 from naima_ros.contract import DEFAULTS
@@ -42,7 +43,7 @@ from naima_ros.drops import Drop
 from naima_ros.image_transport import decode_compressed_color, decode_compressed_depth
 from naima_ros.options import BAG_DEFAULT_BASELINES, BASELINE_METHODS, SCALES
 from naima_ros.predictors import load_predictor
-from naima_ros.serving import stamp_ns
+from naima_ros.serving import FrameServer, ServeConfig, stamp_ns
 
 __all__ = ["NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
            "evaluate_bag"]
@@ -164,7 +165,8 @@ def _diagnostics_drops(msg) -> dict:
 def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
                  max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
                  baselines=BAG_DEFAULT_BASELINES, progress: bool = True, rgb_transport: str = "raw",
-                 depth_transport: str = "raw") -> Evaluation:
+                 depth_transport: str = "raw", registration: ServeConfig | None = None,
+                 scale: int | None = None) -> Evaluation:
     """Score a bag holding inputs, ground truth and the node's output images.
 
     Args:
@@ -179,6 +181,11 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         rgb_transport, depth_transport: "raw", or the inputs were recorded image_transport-style as
             the node subscribes them: "compressed" on `<rgb>/compressed`, "compressedDepth" on
             `<depth>/compressedDepth` (decoded with the node's decoders).
+        registration: for an unregistered depth camera, the node's registration settings
+            (`register_depth`, `depth_to_rgb_*`): the baselines get the depth registered as the
+            node does, with the newest `rgb_info` and `depth_info` CameraInfo before the frame.
+        scale: the node's scale (default: ground-truth width / depth width; set it with
+            registration, where the depth camera's size need not be the LR grid's).
 
     Raises:
         BagError: a missing topic, an unknown encoding, a truncated or corrupt bag.
@@ -193,9 +200,15 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         raise BagError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_METHODS)}")
     inputs = _Inputs.of(topics, rgb_transport, depth_transport)
     with BagReader(bag) as reader:
-        reader.require({"rgb": inputs.rgb, "depth": inputs.depth, "gt": topics.gt,
-                        "out_image": topics.out_image},
-                       {"rgb": inputs.rgb_type, "depth": inputs.depth_type, "gt": IMAGE, "out_image": IMAGE})
+        required = {"rgb": inputs.rgb, "depth": inputs.depth, "gt": topics.gt,
+                    "out_image": topics.out_image}
+        registering = registration is not None and registration.register_depth
+        infos = [topics.rgb_info, topics.depth_info] if registering else []
+        if registering:
+            required.update(rgb_info=topics.rgb_info, depth_info=topics.depth_info)
+        reader.require(required, {"rgb": inputs.rgb_type, "depth": inputs.depth_type, "gt": IMAGE,
+                                  "out_image": IMAGE, "rgb_info": CAMERA_INFO,
+                                  "depth_info": CAMERA_INFO})
         names = reader.frame_names()
         wanted = [inputs.rgb, inputs.depth, topics.gt, topics.out_image]
         has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTIC_ARRAY
@@ -239,14 +252,18 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         parts_of = collections.Counter(i for users in need.values() for i in users)
 
         # pass 2: decode only what served frames use; score a frame once its parts are in
-        ctx = _Scoring(topics, inputs, min_depth, max_depth, strip_frame, baselines, *unit)
+        ctx = _Scoring(topics, inputs, min_depth, max_depth, strip_frame, baselines, *unit,
+                       registration=registration if registering else None, scale=scale)
         pending: dict[int, dict] = {}
         last_diag = None
-        stream = reader.raw_messages(wanted + ([topics.diagnostics] if has_diag else []))
+        stream = reader.raw_messages(wanted + infos + ([topics.diagnostics] if has_diag else []))
         with tqdm(total=len(need), unit="msg", desc="score", disable=not progress) as bar:
             for conn, _, raw in stream:
                 if conn.topic == topics.diagnostics:
                     last_diag = (raw, conn.msgtype)
+                    continue
+                if conn.topic in infos:  # the newest before the frames after it, as the node's
+                    ctx.infos[conn.topic] = deserialize(raw, conn.msgtype, conn.topic, reader.path)
                     continue
                 key = (conn.topic, raw_stamp_ns(raw, conn.topic, reader.path))
                 users = need.pop(key, None)
@@ -317,11 +334,14 @@ class _Scoring:
     """Scores one served frame at a time; keeps the arrays of the strip's frame only."""
 
     def __init__(self, topics: Topics, inputs: _Inputs, min_depth: float, max_depth: float,
-                 strip_frame: str, baselines: tuple[str, ...], unit: str, factor: float):
+                 strip_frame: str, baselines: tuple[str, ...], unit: str, factor: float, *,
+                 registration: ServeConfig | None = None, scale: int | None = None):
         self.topics, self.inputs, self.min_depth, self.max_depth = topics, inputs, min_depth, max_depth
         self.baselines = baselines
         self.strip_frame = strip_frame
-        self.unit, self.factor, self.scale = unit, factor, 0
+        self.unit, self.factor, self.scale = unit, factor, scale or 0
+        self.fixed_scale, self.registration = scale, registration
+        self.infos: dict[str, object] = {}  # topic -> newest CameraInfo (with registration)
         self.strip, self.strip_locked = None, False
 
     def score(self, frame: FrameScore, msgs: dict) -> None:
@@ -332,11 +352,19 @@ class _Scoring:
         gt, gt_valid = decode_depth_msg(msgs[t.gt], t.gt)
         pred, _ = decode_depth_msg(msgs[t.out_image], t.out_image)
         lr, lr_valid = self.inputs.decode_depth(msgs[self.inputs.depth])
-        lr_valid &= valid_depth_mask(lr, self.min_depth, self.max_depth)
         if pred.shape != gt.shape:
             raise BagError(f"{t.out_image} is {pred.shape[1]}x{pred.shape[0]} but {t.gt} is "
                            f"{gt.shape[1]}x{gt.shape[0]} at stamp {frame.stamp}")
-        scale = gt.shape[1] // lr.shape[1]
+        scale = self.fixed_scale or gt.shape[1] // lr.shape[1]
+        if self.registration is not None:
+            try:  # onto the RGB grid at LR resolution, as the node does before its predictor
+                lr = FrameServer.register(lr, (gt.shape[1], gt.shape[0]), scale,
+                                          self.infos.get(t.rgb_info), self.infos.get(t.depth_info),
+                                          self.registration)
+            except Drop:  # no or unusable CameraInfo yet: the node drops such pairs too
+                lr = np.full((gt.shape[0] // scale, gt.shape[1] // scale), np.nan, np.float32)
+            lr_valid = np.isfinite(lr)
+        lr_valid &= valid_depth_mask(lr, self.min_depth, self.max_depth)
         self.scale = self.scale or scale
         preds = {NODE_OUTPUT: pred}
         if self.inputs.rgb in msgs and lr_valid.any() and \

@@ -6,7 +6,8 @@ that turns every way a user's bag can be broken (missing, not a bag, missing top
 corrupt storage) into a `BagError` naming the file or topic, a writer that always finalises
 what it wrote (metadata version 8, mcap or sqlite3) even when the run fails, and the small
 conversions between `rosbags` messages and arrays. Pixel decoding is
-`naima_ros.depth_codec`, the code the node uses.
+`naima_ros.depth_codec`, the code the node uses. A ROS 1 `.bag` is read too, its messages
+converted to the ROS 2 types (`naima_ros.bags.ros1`), so every subcommand takes one as input.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 DEPTH_UNITS = {"16UC1": ("mm", 1000.0), "mono16": ("mm", 1000.0), "32FC1": ("m", 1.0)}
 REPAIR_HINT = ("a killed recording can be repaired with `ros2 bag reindex` (an .mcap file also "
                "with `mcap recover`)")
+ROS1_REPAIR_HINT = "a killed ROS 1 recording can be repaired with `rosbag reindex`"
 CUSTOM_FRAMES_KEY = "naima.frames"  # custom_data: JSON {depth stamp ns: frame name}
 
 
@@ -76,6 +78,7 @@ class Topics:
     rgb: str = TOPICS["rgb"].absolute
     rgb_info: str = TOPICS["rgb_info"].absolute
     depth: str = TOPICS["depth"].absolute
+    depth_info: str = TOPICS["depth_info"].absolute  # with register_depth
     gt: str = "/depth_gt/image_rect"
     out_image: str = TOPICS["out_image"].absolute
     out_info: str = TOPICS["out_info"].absolute
@@ -164,31 +167,40 @@ def unit_of(encoding: str, topic: str) -> tuple[str, float]:
 
 # ---------------------------------------------------------------------- reading
 class BagReader:
-    """An open rosbag2 (directory, or a single .mcap / .db3 file), read-only.
+    """An open rosbag2 (directory, or a single .mcap / .db3 file) or ROS 1 .bag, read-only.
 
     Args:
         path: the bag.
 
     Raises:
-        BagError: missing path, not a rosbag2, unsupported or damaged metadata/storage.
+        BagError: missing path, not a bag, unsupported or damaged metadata/storage.
     """
 
     def __init__(self, path: str | Path):
+        from naima_ros.bags.ros1 import Ros1Bag, is_ros1_bag
+
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
             raise BagError(f"{self.path} is not a rosbag2 (no metadata.yaml in the folder); "
                            f"{REPAIR_HINT}")
+        self.is_ros1 = is_ros1_bag(self.path)
         try:
-            self._reader = Reader(self.path)
+            self._reader = Ros1Bag(self.path, TYPESTORE) if self.is_ros1 else Reader(self.path)
             self._reader.open()
         except Exception as exc:  # noqa: BLE001 (rosbags and sqlite raise many types)
+            if self.is_ros1:
+                raise BagError(f"cannot open ROS 1 bag {self.path}: it is truncated, corrupt or "
+                               f"not a ROS 1 bag ({type(exc).__name__}: {exc}); "
+                               f"{ROS1_REPAIR_HINT}") from exc
             files = sorted(str(p) for p in self.path.glob("*") if p.suffix in (".mcap", ".db3")) \
                 if self.path.is_dir() else [str(self.path)]
             raise BagError(f"cannot open bag {self.path} (file {', '.join(files) or 'none'}): it "
                            f"is truncated, corrupt or not a rosbag2 ({type(exc).__name__}: "
                            f"{exc}); {REPAIR_HINT}") from exc
+        # ROS 1 topics whose type has no ROS 2 equivalent here: {topic: why}
+        self.skipped: dict[str, str] = getattr(self._reader, "skipped", {})
         self.read_count = 0
 
     def close(self) -> None:
@@ -239,7 +251,9 @@ class BagReader:
             BagError: naming each missing topic, the option that renames it and the bag's topics.
         """
         have = self.topics
-        missing = [f"{topic} (--{role.replace('_', '-')}-topic)"
+        missing = [f"{topic} (--{role.replace('_', '-')}-topic"
+                   + (f"; left out of this ROS 1 bag: {self.skipped[topic]})"
+                      if topic in self.skipped else ")")
                    for role, topic in topics.items() if topic not in have]
         if missing:
             listing = ", ".join(f"{t} [{m}]" for t, m in sorted(have.items())) or "none"

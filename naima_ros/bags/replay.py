@@ -6,9 +6,13 @@ The only module of `naima_ros.bags` that needs rclpy (imported when a replay sta
    `naima_node`) with the checkpoint, the bag's frame size for the warm-up and remaps from the
    node's relative topic names to the bag's; or use a node that is already running (`--no-node`).
 2. Wait until the node subscribes to every input topic and publishes its output image.
-3. Publish every message of the bag, as recorded (CDR bytes, no re-serialisation), at the
-   recorded log-time spacing divided by `rate`, and write it to the output bag with the wall time
-   of its publication as log time.
+3. Publish every message of the bag, as recorded (CDR bytes, no re-serialisation; a ROS 1 bag's
+   converted to ROS 2 types), at the recorded log-time spacing divided by `rate`, with the QoS
+   its recording offered (`naima_ros.bags.qos`: a latched /tf_static stays transient-local), and
+   write it to the output bag with the wall time of its publication as log time. /clock carries
+   the bag's time as `ros2 bag play --clock` does (each message's log time as it is published,
+   and the time in between at `CLOCK_HZ`), so nodes with use_sim_time run on the recording's
+   clock.
 4. Record the node's outputs and /diagnostics with their receive wall time as log time, as
    `ros2 bag record` does, so `eval` reads latency as output log time - input log time.
 5. After the last message, wait until no output has arrived for the settle time, then stop the
@@ -28,15 +32,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, IMAGE, POINT_CLOUD,
                                BagError, BagReader, BagWriter, Topics)
+from naima_ros.bags.qos import playback_qos
 from naima_ros.bags.run import bag_scale, default_checkpoint
 from naima_ros.contract import DEFAULTS, TOPICS
+from naima_ros.params_file import node_parameters
 from naima_ros.resources import resolve_checkpoint
 
 __all__ = ["ReplaySummary", "node_command", "replay_bag"]
 
 STOP_TIMEOUT_S = 15.0  # SIGINT -> exit; then SIGTERM, then SIGKILL
+CLOCK_HZ = 40.0  # /clock between two messages: ros2 bag play --clock's default rate
+CLOCK_TOPIC = "/clock"
 
 
 @dataclass
@@ -155,11 +165,12 @@ class _DdsSession:
     into a bag that is being closed.
     """
 
-    def __init__(self, topics: Topics, play: dict[str, str], record: dict[str, str], log):
+    def __init__(self, topics: Topics, play: dict[str, object], record: dict[str, str], log,
+                 clock: bool = True):
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         self.topics = topics
         self.lock = threading.Lock()
@@ -175,11 +186,30 @@ class _DdsSession:
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
                          reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {}
-        for topic, msgtype in play.items():
+        for topic, conn in play.items():  # each with the QoS its recording offered
+            offer = playback_qos(conn)
+            profile = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=offer.depth,
+                reliability=ReliabilityPolicy.RELIABLE if offer.reliable
+                else ReliabilityPolicy.BEST_EFFORT,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL if offer.transient_local
+                else DurabilityPolicy.VOLATILE)
             try:
-                self.pubs[topic] = self.node.create_publisher(_ros_type(msgtype), topic, qos)
+                self.pubs[topic] = self.node.create_publisher(_ros_type(conn.msgtype), topic,
+                                                              profile)
             except BagError as exc:
                 log(f"note: {topic} is copied but not published: {exc}")
+            else:
+                if offer.transient_local or not offer.reliable:
+                    log(f"note: {topic} is replayed {offer.describe()}, as recorded")
+        self.clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock = Clock()
+            # reliable, keep last 1: matches rclpy's best-effort time source and reliable readers
+            self.clock_pub = self.node.create_publisher(
+                Clock, CLOCK_TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         for topic, msgtype in record.items():
             self.node.create_subscription(_ros_type(msgtype), topic,
                                           self._recorder(topic, msgtype), qos, raw=True)
@@ -214,6 +244,26 @@ class _DdsSession:
         with self.lock:
             self.writer = None
 
+    def publish_clock(self, bag_ns: int) -> None:
+        """/clock = `bag_ns` (if this session publishes a clock)."""
+        if self.clock_pub is not None:
+            self._clock.clock.sec, self._clock.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+            self.clock_pub.publish(self._clock)
+
+    def sleep_until(self, wall_due: float, bag_ns_at) -> None:
+        """Sleep until `wall_due` (time.monotonic), publishing `bag_ns_at(now)` on /clock at
+        CLOCK_HZ meanwhile."""
+        while True:
+            left = wall_due - time.monotonic()
+            if left <= 0:
+                return
+            if self.clock_pub is None:
+                time.sleep(left)
+                return
+            time.sleep(min(left, 1.0 / CLOCK_HZ))
+            if time.monotonic() < wall_due:
+                self.publish_clock(bag_ns_at(time.monotonic()))
+
     def publish(self, topic: str, msgtype: str, raw: bytes, source) -> None:
         """Publish (if the topic has a publisher) and record with the publication time."""
         if topic in self.pubs:
@@ -223,9 +273,12 @@ class _DdsSession:
                 self.writer.write_raw(topic, msgtype, time.time_ns(), raw, source=source)
             self.last_event = time.monotonic()
 
-    def wait_ready(self, node: _Node | None, timeout: float) -> None:
-        """Until the node subscribes to the inputs and publishes its output image."""
-        needed = [t for t in self.topics.inputs() if t in self.pubs]
+    def wait_ready(self, node: _Node | None, timeout: float, register: bool = False) -> None:
+        """Until the node subscribes to the inputs (and the depth CameraInfo when it registers:
+        a latched one is not delivered to a volatile subscription that joins later) and
+        publishes its output image."""
+        inputs = self.topics.inputs() + ((self.topics.depth_info,) if register else ())
+        needed = [t for t in inputs if t in self.pubs]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if node is not None and not node.alive():
@@ -269,7 +322,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
                node_name: str = "naima", startup_timeout: float = 180.0, settle_s: float = 3.0,
                finish_timeout: float = 120.0, record_points: bool = True,
                storage: str = "mcap", overwrite: bool = False, progress: bool = True,
-               log=print) -> ReplaySummary:
+               clock: bool = True, log=print) -> ReplaySummary:
     """Replay `input_bag` to the node over DDS; write inputs + recorded outputs to `output_bag`.
 
     Args:
@@ -282,7 +335,10 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         rate: playback speed factor (1 = recorded rate, 0.5 = half speed).
         topics: topic names in the bag; the node is remapped onto them.
         params: extra node parameters {name: value}.
-        params_file: a node parameters YAML (e.g. config/naima.yaml).
+        params_file: a node parameters YAML (e.g. config/naima.yaml). Its entries for the node
+            and `params` decide what the replay expects of the node: the compressed topics of
+            rgb_transport / depth_transport, and with register_depth the depth CameraInfo
+            subscription it waits for.
         start_node: start the node (False: a node is already running on these topics).
         node_name: the node's name.
         startup_timeout: seconds for the node to load, warm up and subscribe.
@@ -290,6 +346,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
             1.5 x the longest time between two outputs, so a slow model's last frame is kept).
         finish_timeout: upper bound of that wait.
         record_points: record depth_registered/points too (large).
+        clock: publish the bag's time on /clock (a /clock the bag recorded is then not replayed).
         storage, overwrite: of the output bag.
         progress: show a progress bar.
         log: where status lines go.
@@ -307,8 +364,8 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
     # compressed inputs (params rgb_transport / depth_transport): the bag holds, and the node
     # subscribes, <base topic>/compressed[Depth]; the node is remapped on the base topics
     base_topics = topics
-    transports = ((params or {}).get("rgb_transport", "raw"),
-                  (params or {}).get("depth_transport", "raw"))
+    node_values = _node_values(params, params_file, node_name)
+    transports = (node_values["rgb_transport"], node_values["depth_transport"])
     topics = dataclasses.replace(topics, **{
         role: getattr(topics, role) if transport == "raw"
         else f"{getattr(topics, role)}/{transport}"
@@ -323,7 +380,13 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         if skipped:
             log(f"note: not replaying {', '.join(skipped)} from the input bag (the node's "
                 f"outputs are recorded fresh)")
-        play = {t: m for t, m in in_types.items() if t not in skipped}
+        if clock and CLOCK_TOPIC in in_types:
+            skipped.append(CLOCK_TOPIC)
+            log(f"note: not replaying the recorded {CLOCK_TOPIC}: the replay publishes the "
+                f"bag's time there")
+        for topic, why in reader.skipped.items():
+            log(f"note: {topic} is left out of the ROS 1 bag: {why}")
+        play = {c.topic: c for c in reader.connections if c.topic not in skipped}
         record = {topics.out_image: IMAGE, topics.out_info: CAMERA_INFO,
                   topics.diagnostics: DIAGNOSTIC_ARRAY}
         if record_points:
@@ -344,7 +407,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         total = sum(c for t, c in reader.message_counts.items() if t in play)
 
         t_start = time.monotonic()
-        session = _DdsSession(topics, play, record, log)
+        session = _DdsSession(topics, play, record, log, clock=clock)
         node = None
         try:
             with BagWriter(output_bag, storage, overwrite=overwrite,
@@ -356,16 +419,20 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
                         summary.node_log = str(log_path)
                         log(f"starting the node: {' '.join(cmd[1:4])} ... (log: {log_path})")
                         node = _Node(cmd, log_path)
-                    session.wait_ready(node, startup_timeout)
+                    session.wait_ready(node, startup_timeout,
+                                       register=bool(node_values["register_depth"]))
                     with tqdm(total=total, desc=f"replay x{rate:g}", unit="msg",
                               disable=not progress) as bar:
                         t0_wall, first_log = time.monotonic() + 0.2, None
                         for conn, log_ns, raw in reader.raw_messages(play):
-                            first_log = log_ns if first_log is None else first_log
-                            delay = t0_wall + (log_ns - first_log) / 1e9 / rate - \
-                                time.monotonic()
-                            if delay > 0:
-                                time.sleep(delay)
+                            if first_log is None:
+                                first_log = log_ns
+                                session.publish_clock(first_log)
+                            session.sleep_until(
+                                t0_wall + (log_ns - first_log) / 1e9 / rate,
+                                lambda now, due=log_ns: min(due, max(first_log, first_log + int(
+                                    (now - t0_wall) * rate * 1e9))))
+                            session.publish_clock(log_ns)
                             session.publish(conn.topic, conn.msgtype, bytes(raw), conn)
                             summary.published += 1
                             bar.update()
@@ -384,6 +451,23 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
             summary.recorded = collections.Counter(session.recorded)
             summary.wall_s = time.monotonic() - t_start
     return summary
+
+
+def _node_values(params: dict | None, params_file: str | None, node_name: str) -> dict:
+    """The node's parameters as it will resolve them: the defaults, the params file's entries
+    for it, then `params` (the command line's -p, which win).
+
+    Raises:
+        BagError: the params file cannot be read or is not YAML.
+    """
+    values = dict(DEFAULTS)
+    if params_file:
+        try:
+            values.update(node_parameters(params_file, node_name))
+        except (OSError, yaml.YAMLError) as exc:
+            raise BagError(f"cannot read the params file {params_file}: {exc}") from exc
+    values.update(params or {})
+    return values
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD, TYPESTORE, BagError, BagReader,
-                               BagWriter, Topics, deserialize, image_msg)
+                               BagWriter, Topics, deserialize, header, image_msg)
 from naima_ros.contract import DEFAULTS
 from naima_ros.drops import Drop
 from naima_ros.resources import resolve_checkpoint
@@ -51,8 +51,9 @@ def default_checkpoint(scale: int) -> Path:
 
 # ---------------------------------------------------------------------- one pair
 def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config: ServeConfig,
-               topics: Topics):
-    """The node's per-pair work on `rosbags` messages.
+               topics: Topics, depth_info=None):
+    """The node's per-pair work on `rosbags` messages (`depth_info`: the depth CameraInfo, with
+    `config.register_depth`).
 
     Returns:
         (the `ServedFrame`, [output messages (topic, msg)]).
@@ -60,9 +61,9 @@ def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config:
     Raises:
         Drop: the node would drop this pair (reason and message as the node's).
     """
-    frame = server.serve(predictor, rgb_msg, depth_msg, info, config)
+    frame = server.serve(predictor, rgb_msg, depth_msg, info, config, depth_info)
     t = TYPESTORE.types
-    hdr = t["std_msgs/msg/Header"](stamp=depth_msg.header.stamp, frame_id=frame.frame_id)
+    hdr = header(frame.stamp_ns, frame.frame_id)
     enc, ci = frame.image, frame.camera_info
     out = [(topics.out_image, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width,
                                         enc.step, enc.is_bigendian)),
@@ -189,10 +190,15 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
                                  (topics.depth, config.depth_transport)))
     topics = dataclasses.replace(topics, rgb=rgb_topic, depth=depth_topic)
     with BagReader(input_bag) as reader:
-        reader.require({"rgb": topics.rgb, "rgb_info": topics.rgb_info, "depth": topics.depth},
+        required = {"rgb": topics.rgb, "rgb_info": topics.rgb_info, "depth": topics.depth}
+        if config.register_depth:
+            required["depth_info"] = topics.depth_info
+        reader.require(required,
                        {"rgb": IMAGE if config.rgb_transport == "raw" else COMPRESSED_IMAGE,
-                        "rgb_info": CAMERA_INFO,
+                        "rgb_info": CAMERA_INFO, "depth_info": CAMERA_INFO,
                         "depth": IMAGE if config.depth_transport == "raw" else COMPRESSED_IMAGE})
+        for topic, why in reader.skipped.items():
+            log(f"note: {topic} is left out of the ROS 1 bag: {why}")
         if predictor is None:
             predictor, summary.checkpoint = _load(reader, method, checkpoint, scale, device,
                                                   precision, topics)
@@ -204,12 +210,15 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
 
         server = FrameServer(on_event=on_event)
         matcher = PairMatcher(config.slop, config.exact_sync)
-        infos: collections.deque = collections.deque(maxlen=256)  # (log time, CameraInfo)
+        # (log time, CameraInfo) of the RGB camera and, with register_depth, the depth camera
+        infos = {topics.rgb_info: collections.deque(maxlen=256)}
+        if config.register_depth:
+            infos[topics.depth_info] = collections.deque(maxlen=256)
 
-        def info_at(log_ns: int):
-            """The newest CameraInfo logged by `log_ns`: what the node holds when the pair
-            completes (pairs settle later here, once no closer RGB can come)."""
-            return next((m for t, m in reversed(infos) if t <= log_ns), None)
+        def info_at(topic: str, log_ns: int):
+            """The newest CameraInfo on `topic` logged by `log_ns`: what the node holds when the
+            pair completes (pairs settle later here, once no closer RGB can come)."""
+            return next((m for t, m in reversed(infos.get(topic, ())) if t <= log_ns), None)
 
         warned: set[str] = set()
         total = sum(reader.message_counts.values())
@@ -226,8 +235,10 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
                             raise Drop("sync_unmatched", f"no {topics.rgb} message within "
                                        f"{config.slop} s of depth stamp {d_stamp} ns")
                         t0 = time.perf_counter()
+                        t_pair = max(d_log, rgb[2])
                         _, outputs = serve_pair(server, predictor, rgb[1], d_msg,
-                                                info_at(max(d_log, rgb[2])), config, topics)
+                                                info_at(topics.rgb_info, t_pair), config, topics,
+                                                info_at(topics.depth_info, t_pair))
                         elapsed = time.perf_counter() - t0
                     except Drop as drop:
                         summary.dropped[drop.reason] += 1
@@ -262,13 +273,13 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
                 try:
                     writer.write_raw(conn.topic, conn.msgtype, log_ns, raw, source=conn)
                 except BagError as exc:  # a type rosbags cannot describe: leave that topic out
-                    if conn.topic in (topics.rgb, topics.rgb_info, topics.depth):
+                    if conn.topic in (topics.rgb, topics.depth, *infos):
                         raise
                     skip.add(conn.topic)
                     log(f"warning: not copying {conn.topic}: {exc}")
-                if conn.topic == topics.rgb_info:
-                    infos.append((log_ns, deserialize(raw, conn.msgtype, conn.topic,
-                                                      reader.path)))
+                if conn.topic in infos:
+                    infos[conn.topic].append((log_ns, deserialize(raw, conn.msgtype, conn.topic,
+                                                                  reader.path)))
                 elif conn.topic in (topics.rgb, topics.depth):
                     msg = deserialize(raw, conn.msgtype, conn.topic, reader.path)
                     if conn.topic == topics.rgb:

@@ -9,18 +9,28 @@ timer all write or read it. `InputWatch` tells why nothing is served while input
 - WARN with the reason when inputs arrive but nothing was served for a few input periods
   (`InputWatch.stall`), when real drops happened since the last status, or after a failed swap;
 - OK otherwise. Superseded pairs (input faster than the model) are normal: an event, not a WARN.
+
+Names follow diagnostic_updater: a status is `<node>: <task>` (`status_name`: the node's fully
+qualified name without its leading slash, so aggregators' prefix rules match), the hardware_id
+names the camera pair (`hardware_id`). `diagnostic_status` makes the other statuses of the node:
+the output's topic status (diagnostic_updater's TopicDiagnostic: rate against the expected rate,
+stamp age) and the output's self-check against its own input, both from the ROS-free
+`naima_ros.health.StreamHealth`.
 """
 from __future__ import annotations
 
 import collections
+import math
 import resource
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-__all__ = ["InputWatch", "NodeStats", "WarningThrottle", "memory_rss_mb", "status_message"]
+__all__ = ["InputWatch", "NodeStats", "WarningThrottle", "diagnostic_status", "hardware_id",
+           "memory_rss_mb", "status_message", "status_name"]
 
 LATENCY_WINDOW = 200  # frames kept for the percentiles
 STALL_PERIODS = 5  # inputs arriving but nothing served for this many input periods is a stall
@@ -73,6 +83,8 @@ class NodeStats:
         self.events: collections.Counter = collections.Counter()
         self.latency_s: collections.deque = collections.deque(maxlen=LATENCY_WINDOW)
         self.model_s: collections.deque = collections.deque(maxlen=LATENCY_WINDOW)
+        # publication time - header stamp (ROS clock): the latency a consumer sees, from capture
+        self.stamp_age_s: collections.deque = collections.deque(maxlen=LATENCY_WINDOW)
         self._period_start = time.monotonic()
         self._period_pairs = 0
         self._period_frames = 0
@@ -84,12 +96,16 @@ class NodeStats:
             self.pairs_received += 1
             self._period_pairs += 1
 
-    def frame_published(self, latency_s: float, model_s: float) -> None:
+    def frame_published(self, latency_s: float, model_s: float,
+                        stamp_age_s: float = math.nan) -> None:
+        """`latency_s` from the pair's arrival, `stamp_age_s` from its header stamp."""
         with self._lock:
             self.frames_published += 1
             self._period_frames += 1
             self.latency_s.append(latency_s)
             self.model_s.append(model_s)
+            if math.isfinite(stamp_age_s):
+                self.stamp_age_s.append(stamp_age_s)
 
     def drop(self, reason: str, n: int = 1) -> int:
         """Count `n` dropped pairs for `reason`; returns the running count for it."""
@@ -115,6 +131,7 @@ class NodeStats:
         with self._lock:
             lat = np.array(self.latency_s) * 1e3
             mod = np.array(self.model_s) * 1e3
+            age = np.array(self.stamp_age_s) * 1e3
 
             def pct(a, q):
                 return float(np.percentile(a, q)) if a.size else float("nan")
@@ -130,6 +147,8 @@ class NodeStats:
                 "latency_p50_ms": pct(lat, 50),
                 "latency_p95_ms": pct(lat, 95),
                 "model_p50_ms": pct(mod, 50),
+                "stamp_age_p50_ms": pct(age, 50),
+                "stamp_age_p95_ms": pct(age, 95),
             }
 
 
@@ -205,14 +224,19 @@ class InputWatch:
 
 def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: dict,
                    state: str, swap_state: str, recent_drops: int,
-                   stall: str | None = None) -> DiagnosticArray:
-    """One DiagnosticArray holding the node's status; `model` is the served model's description
-    (or the one being loaded).
+                   stall: str | None = None, warnings: Sequence[str] = (),
+                   values: dict | None = None,
+                   more: Sequence[DiagnosticStatus] = ()) -> DiagnosticArray:
+    """One DiagnosticArray holding the node's status, then `more` statuses; `model` is the served
+    model's description (or the one being loaded).
 
     Args:
         state: "loading: <what>", "failed: <why>" (the model could not be loaded), "inactive"
             (a managed node not activated) or "serving".
         stall: `InputWatch.stall`'s reason, if any.
+        warnings: what is wrong with the last pair although it was served (e.g. extrinsics from
+            the parameters because tf2 had none): a WARN while serving, below the reasons above.
+        values: more key/values of the status (e.g. the extrinsics in use).
     """
     ready = state == "serving"
     if state.startswith("loading"):
@@ -226,9 +250,11 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
     elif recent_drops or swap_state.startswith("failed"):
         level, message = DiagnosticStatus.WARN, (f"{recent_drops} pairs dropped since last status"
                                                  if recent_drops else f"model swap {swap_state}")
+    elif warnings:
+        level, message = DiagnosticStatus.WARN, "; ".join(warnings)
     else:
         level, message = DiagnosticStatus.OK, "running"
-    values = {
+    extra, values = values or {}, {
         "ready": ready,
         "method": model.get("method"),
         "checkpoint": model.get("checkpoint"),
@@ -243,15 +269,43 @@ def status_message(name: str, hardware_id: str, stamp, snapshot: dict, model: di
         "memory_rss_mb": round(memory_rss_mb(), 1),
     }
     for key in ("input_rate_hz", "output_rate_hz", "latency_p50_ms", "latency_p95_ms",
-                "model_p50_ms"):
-        values[key] = round(snapshot[key], 3)
+                "model_p50_ms", "stamp_age_p50_ms", "stamp_age_p95_ms"):
+        if key in snapshot:
+            values[key] = round(snapshot[key], 3)
     for key in ("pairs_received", "frames_published", "dropped_total"):
         values[key] = snapshot[key]
     values.update({f"dropped.{k}": v for k, v in sorted(snapshot["dropped"].items())})
     values.update({f"events.{k}": v for k, v in sorted(snapshot["events"].items())})
+    values.update(extra)
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
     out = DiagnosticArray()
     out.header.stamp = stamp
-    out.status = [status]
+    out.status = [status, *more]
     return out
+
+
+def status_name(fully_qualified_name: str, task: str) -> str:
+    """diagnostic_updater's status name `<node>: <task>`, the node as `ns/name` without the
+    leading slash (ROS 1's updater: getName().substr(1); ROS 2's: the node's name, to which the
+    namespace is added here so that two cameras' nodes stay apart)."""
+    return f"{fully_qualified_name.lstrip('/')}: {task}"
+
+
+def hardware_id(rgb_frame: str, depth_frame: str) -> str:
+    """The camera pair the node serves, by frame_id ("none" before any frame, as
+    diagnostic_updater asks of devices without an id)."""
+    frames = [f for f in dict.fromkeys((rgb_frame, depth_frame)) if f]
+    return " + ".join(frames) if frames else "none"
+
+
+def diagnostic_status(name: str, hw_id: str, level: int, message: str,
+                      values: dict) -> DiagnosticStatus:
+    """A DiagnosticStatus with every value as a string (floats to 6 decimals: a stamp age of a
+    clock far off must not lose its magnitude)."""
+    def text(v):
+        return str(round(v, 6)) if isinstance(v, float) else str(v)
+
+    return DiagnosticStatus(level=bytes([level]), name=name, message=message,  # a `byte` field
+                            hardware_id=hw_id,
+                            values=[KeyValue(key=k, value=text(v)) for k, v in values.items()])

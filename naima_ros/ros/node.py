@@ -5,24 +5,25 @@ Topics (relative, remappable; depth_image_proc / REP 118 names; `naima_ros.contr
 each one's type and QoS, docs/node.md the table):
   in   rgb/image_rect_color, rgb/camera_info, depth/image_rect, depth/camera_info (register_depth);
        <rgb>/compressed, <depth>/compressedDepth instead (rgb_transport, depth_transport)
-  out  depth_registered/image_rect, depth_registered/camera_info, depth_registered/points,
-       /diagnostics
+  out  depth_registered/image_rect, depth_registered/image_rect_<encoding> (output_encodings),
+       depth_registered/camera_info, depth_registered/points, /diagnostics
 
 This package's ROS glue, by concern: the lifecycle phases that wire the node (`ros.phases`), the
 parameter descriptors and callbacks (`ros.parameters`), the serving thread (`ros.worker`),
 /diagnostics (`ros.status`, `ros.diagnostics`), the synchronizer (`ros.sync`), messages
-(`ros.conversions`), topics' types and QoS (`ros.topics`), and the rclpy differences between
-distros (`ros.compat`). What happens to a pair (checks, drop reasons, the predictor call, the
-output arrays) is `naima_ros.serving`; the model and its swaps `naima_ros.model_slot`; the
-parameter table and the topics `naima_ros.contract`.
+(`ros.conversions`), topics' types and QoS (`ros.topics`), the depth -> RGB extrinsics from tf2
+(`ros.tf`), and the rclpy differences between distros (`ros.compat`). What happens to a pair
+(checks, drop reasons, the predictor call, the output arrays) is `naima_ros.serving`; the model and
+its swaps `naima_ros.model_slot`; the parameter table and the topics `naima_ros.contract`.
 
 Threading: `main()` spins one executor thread; the subscriptions only feed the synchronizer, whose
 callback stores the newest matched pair, and one worker thread serves it and publishes.
 Parameter services and the diagnostics timer use the default group.
 
-Every output is stamped like the depth image and carries the RGB image's frame_id (it lies on the
-RGB camera's grid, with its K and P). Every rejected pair is a throttled warning and
-a counted drop by reason in /diagnostics; the node stays up and serves the next good pair.
+Every output is stamped like the depth image (or the RGB image: `stamp_source`) and carries the RGB
+image's frame_id (it lies on the RGB camera's grid, with its K and P). Every rejected pair is a
+throttled warning and a counted drop by reason in /diagnostics; the node stays up and serves the
+next good pair.
 `method`, `scale`, `checkpoint`, `device` and `precision` may change at run time: the new model
 is loaded and warmed up in the background and swapped in only on success; a failed load keeps the
 old model, reverts the parameters and reports the reason.

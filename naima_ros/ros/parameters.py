@@ -11,7 +11,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.parameter import Parameter
 
-from naima_ros.contract import MODEL_PARAMETERS, PARAMETERS, ParameterSpec, check_parameters
+from naima_ros.contract import (MODEL_PARAMETERS, PARAMETERS, RENAMED_PARAMETERS, ParameterSpec,
+                                check_parameters, parameter)
 from naima_ros.model_slot import ModelSpec, check_spec
 from naima_ros.serving import ServeConfig, check_scale
 
@@ -34,10 +35,39 @@ def descriptor(p: ParameterSpec) -> ParameterDescriptor:
 
 
 def declare_parameters(node) -> dict:
-    """Declare every parameter of the table; returns {name: value} after overrides."""
+    """Declare every parameter of the table, and the old names of renamed ones; returns
+    {name: value} after overrides (an old name's value under its new name, with a warning)."""
+    values = {}
     for p in PARAMETERS:
-        node.declare_parameter(p.name, p.default, descriptor(p))
-    return {p.name: node.get_parameter(p.name).value for p in PARAMETERS}
+        # an empty list cannot be typed from its value: declared as a string array, not set
+        unset = p.default == []
+        node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY if unset else p.default,
+                               descriptor(p))
+        value = node.get_parameter_or(p.name, None)  # a string array not set: no value
+        values[p.name] = list(p.default) if value is None or value.value is None else value.value
+    for old, new in RENAMED_PARAMETERS.items():
+        node.declare_parameter(old, None, ParameterDescriptor(
+            name=old, description=f"deprecated: use {new}", read_only=True, dynamic_typing=True))
+        given = node.get_parameter(old).value
+        if given is None:
+            continue
+        spec = parameter(new)
+        try:
+            value = type(spec.default)(given)
+            if spec.float_range and not spec.float_range[0] <= value <= spec.float_range[1]:
+                raise ValueError(f"outside {spec.float_range[0]}..{spec.float_range[1]}")
+        except (TypeError, ValueError) as exc:
+            node.get_logger().warning(f"parameter {old} is deprecated (use {new}) and its value "
+                                      f"{given!r} is ignored: {exc}")
+            continue
+        if values[new] != spec.default:
+            node.get_logger().warning(f"parameter {old} is deprecated and ignored: {new} is set "
+                                      f"({values[new]})")
+        else:
+            node.get_logger().warning(f"parameter {old} is deprecated: use {new} (taking "
+                                      f"{old}'s {value})")
+            values[new] = value
+    return values
 
 
 def result(reason: str | None) -> SetParametersResult:

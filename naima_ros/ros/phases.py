@@ -17,12 +17,14 @@ from sensor_msgs.msg import CameraInfo
 
 from naima_ros import runtime
 from naima_ros.contract import COMPRESSED_IMAGE, TOPICS
+from naima_ros.health import StreamHealth
 from naima_ros.model_slot import ModelLoadError, ModelSlot
 from naima_ros.ros import compat
 from naima_ros.ros.diagnostics import InputWatch, NodeStats, WarningThrottle
 from naima_ros.ros.parameters import ParameterCallbacks, declare_parameters
 from naima_ros.ros.status import StatusReporting
 from naima_ros.ros.sync import Subscriber, make_synchronizer
+from naima_ros.ros.tf import tf_lookup
 from naima_ros.ros.topics import message_class, qos_profile
 from naima_ros.ros.worker import PairWorker
 from naima_ros.serving import FrameServer, ServeConfig
@@ -62,6 +64,18 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
         self._sync = None
         self._publisher_watch = None
         self._diag_timer = None
+        self._frames = ("", "")  # (rgb, depth) frame_id of the last pair: the hardware_id
+        self._registration: dict = {}  # the extrinsics of the last registered pair
+        self._pair_warnings: dict = {}  # what was wrong with the last pair although served
+        self._health = None  # StreamHealth, while active
+        self._encoding_pubs: dict = {}
+        # tf2's listener fills its buffer from now on, whatever the lifecycle state
+        self._tf = None
+        if self._values["register_depth"] and self._values["use_tf"]:
+            self._tf = tf_lookup(self)
+            if self._tf is None:
+                self.get_logger().info("tf2_ros is not installed: register_depth uses the "
+                                       "depth_to_rgb_* parameters")
         self._qos_kw = compat.qos_overriding_kwargs()
         self._diag_pub = self._publisher("diagnostics")
         self._native_post_set = compat.add_parameter_callbacks(
@@ -96,7 +110,7 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
         finally:
             loaded.set()
         self._state = "inactive"
-        self._diag_timer = self.create_timer(self._values["diagnostics_period"],
+        self._diag_timer = self.create_timer(self._values["diagnostic_updater.period"],
                                              self.diagnostics_callback)
 
     def _activate(self) -> None:
@@ -104,6 +118,14 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
         qos_kw = self._qos_kw
         self._image_pub, self._info_pub, self._points_pub = (
             self._publisher(role) for role in ("out_image", "out_info", "out_points"))
+        self._encoding_pubs = {e: self._publisher(f"out_image_{e.lower()}")
+                               for e in self._config.output_encodings}
+        self._output_topic = self._image_pub.topic_name  # resolved: names its topic status
+        v = self._values
+        self._health = StreamHealth(
+            v["expected_rate_min"], v["expected_rate_max"], v["expected_rate_tolerance"],
+            v["max_stamp_age"], v["self_check_tolerance"], v["self_check_relative_tolerance"],
+            v["self_check_jump_factor"], start_s=self._ros_now_s())
         self._stop.clear()
         self._pending = None
         self._worker = threading.Thread(target=self._worker_loop, name="naima_worker",
@@ -144,7 +166,8 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
                                                       group)
         self._info_sub = self._subscription("rgb_info", self.camera_info_callback, group)
         self._state = "serving"
-        outputs = (self._image_pub, self._info_pub, self._points_pub)
+        outputs = (self._image_pub, *self._encoding_pubs.values(), self._info_pub,
+                   self._points_pub)
         self.get_logger().info(
             f"ready: {self._slot.model.summary()}; {self._slot.model.describe()}; in: "
             f"{', '.join(self._topics.values())}, {self._info_sub.topic_name}; out: "
@@ -160,9 +183,11 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
         self._rgb_sub = self._depth_sub = self._info_sub = self._depth_info_sub = None
         self._sync = self._publisher_watch = None
         self._stop_worker()
-        for pub in (self._image_pub, self._info_pub, self._points_pub):
+        for pub in (self._image_pub, self._info_pub, self._points_pub,
+                    *self._encoding_pubs.values()):
             self.destroy_publisher(pub)
         self._image_pub = self._info_pub = self._points_pub = None
+        self._encoding_pubs = {}
 
     def _cleanup(self) -> None:
         """Release the model (and its memory)."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 
 from naima_ros.contract import TOPICS
-from naima_ros.ros.diagnostics import status_message
+from naima_ros.ros.diagnostics import diagnostic_status, hardware_id, status_message, status_name
 
 __all__ = ["StatusReporting"]
+
+TASK = "depth super-resolution"  # the node's main status: "<ns/node>: depth super-resolution"
 
 
 class StatusReporting:
@@ -57,10 +59,17 @@ class StatusReporting:
             stall = self._watch.stall(model_s=0.0 if model_ms != model_ms else model_ms / 1e3)
             if stall:
                 self._warn("stall", stall)
+        node, hw_id = self.get_fully_qualified_name(), hardware_id(*self._frames)
+        more, warnings, values = [], [], {}
+        if self._state == "serving":
+            topic, check = self._health.report(self._ros_now_s())
+            more = [diagnostic_status(status_name(node, f"{self._output_topic} topic status"),
+                                      hw_id, *topic),
+                    diagnostic_status(status_name(node, "self-check"), hw_id, *check)]
+            warnings, values = list(self._pair_warnings.values()), self._registration
         self._diag_pub.publish(status_message(
-            f"{self.get_fully_qualified_name()}: depth super-resolution",
-            described.get("device") or "cpu", self.get_clock().now().to_msg(), snap, described,
-            self._state, self._slot.state, recent, stall))
+            status_name(node, TASK), hw_id, self.get_clock().now().to_msg(), snap, described,
+            self._state, self._slot.state, recent, stall, warnings, values, more))
 
     def _startup_status(self, loaded: threading.Event) -> None:
         """Publish the loading status every diagnostics period until the model is loaded."""
@@ -69,4 +78,4 @@ class StatusReporting:
                 self._publish_status()
             except Exception:  # noqa: BLE001 (the node is being destroyed: nothing to tell)
                 return
-            loaded.wait(self._values["diagnostics_period"])
+            loaded.wait(self._values["diagnostic_updater.period"])
