@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from naima_ros.confidence import DEFAULT_MIN_CONFIDENCE
 from naima_ros.options import BASELINE_METHODS, METHODS, PRECISIONS, SCALES
 from naima_ros.registration import rotation_from_quaternion
 
@@ -118,8 +119,16 @@ PARAMETERS = (
                   int_range=(16, 8192, 1)),
     ParameterSpec("warmup_height", 480, "output height of the warm-up frames (px)",
                   int_range=(16, 8192, 1)),
-    ParameterSpec("resize_rgb_to_multiple", False, "resize RGB to scale x the depth size when "
-                  "it is not exactly that (else such pairs are dropped)"),
+    ParameterSpec("resize_rgb_to_multiple", False, "resize the RGB to scale x the depth size when "
+                  "it is not exactly that, and publish at that size (earlier versions); off: any "
+                  "depth with the RGB's aspect ratio is put on the RGB's grid (binned or "
+                  "resampled) and the output has the RGB's size"),
+    ParameterSpec("min_confidence", DEFAULT_MIN_CONFIDENCE, "publish a depth pixel that had no valid "
+                  "input depth under it (a filled hole) only from this confidence on (the "
+                  "probability, calibrated, that it is within 2 cm + 2 % of the truth; "
+                  "depth_registered/confidence); pixels with valid input are always published; "
+                  "0 fills every hole, 1 none (the square holes of earlier versions)",
+                  float_range=(0.0, 1.0)),
     ParameterSpec("max_input_pixels", 3840 * 2160, "larger RGB or depth frames are dropped "
                   "(pixels)", int_range=(1, 2**31 - 1, 1)),
     ParameterSpec("diagnostic_updater.period", 1.0, "seconds between /diagnostics messages "
@@ -308,6 +317,9 @@ TOPICS = {t.role: t for t in (
                 "reliable", f"the super-resolved depth in {encoding} (only when "
                 f"output_encodings lists it)", f"output_image_{encoding.lower()}_topic")
       for encoding in OUTPUT_ENCODINGS),
+    TopicSpec("out_confidence", f"{OUTPUT_NAMESPACE}/confidence", IMAGE, "out", "reliable",
+              "per-pixel confidence of the depth, 32FC1 in [0, 1] (0 where the depth is NaN), "
+              "same header and grid as image_rect", "output_confidence_topic"),
     TopicSpec("out_info", f"{OUTPUT_NAMESPACE}/camera_info", CAMERA_INFO, "out", "reliable",
               "the RGB CameraInfo rescaled to the output size (K, P with Tx, ROI, binning)",
               "output_info_topic"),

@@ -27,6 +27,7 @@ __all__ = [
     "EncodedImage",
     "decode_color",
     "decode_depth",
+    "encode_32fc1",
     "encode_depth",
 ]
 
@@ -151,6 +152,16 @@ def decode_color(data, encoding: str, height: int, width: int, step: int,
     for channel, source in enumerate((2, 1, 0) if encoding.startswith("bgr") else (0, 1, 2)):
         rgb[..., channel] = pixels[..., source]
     return rgb
+
+
+def encode_32fc1(values: np.ndarray) -> EncodedImage:
+    """Any (H, W) float map as a 32FC1 payload, values as they are (the confidence image: 0 is a value)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"a 32FC1 image must be (H, W), got shape {values.shape}")
+    height, width = values.shape
+    return EncodedImage(data=values.tobytes(), encoding="32FC1", height=height, width=width,
+                        step=width * 4, is_bigendian=sys.byteorder == "big")
 
 
 def encode_depth(depth_m: np.ndarray, encoding: str = "32FC1") -> EncodedImage:

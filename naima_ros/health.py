@@ -177,23 +177,23 @@ def self_check(depth_hr: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray 
     Returns:
         `SelfCheck`.
 
+    Any size ratio: the output's footprint mean over each input pixel (``resample_valid``: an
+    s x s block mean at an integer ratio, area-weighted otherwise).
+
     Raises:
-        ValueError: the output is not an integer multiple of the input's size.
+        ValueError: an empty input.
     """
+    from naima_ros.resample import resample_valid
+
     depth_hr, depth_lr = np.asarray(depth_hr, np.float64), np.asarray(depth_lr, np.float64)
-    (hh, ww), (h, w) = depth_hr.shape, depth_lr.shape
-    if h == 0 or w == 0 or hh % h or ww % w or hh // h != ww // w:
-        raise ValueError(f"output {ww}x{hh} is not an integer multiple of the input {w}x{h}")
-    s = hh // h
-    blocks = depth_hr.reshape(h, s, w, s)
-    valid_hr = np.isfinite(blocks)
-    count = valid_hr.sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid_hr, blocks, 0.0).sum(axis=(1, 3)) / count
+    h, w = depth_lr.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"the input {w}x{h} is empty")
+    mean, covered = resample_valid(depth_hr, np.isfinite(depth_hr), (h, w), min_coverage=min_coverage)
     if valid_lr is None:
         with np.errstate(invalid="ignore"):
             valid_lr = np.isfinite(depth_lr) & (depth_lr > 0)
-    compared = np.asarray(valid_lr, bool) & (count >= min_coverage * s * s)
+    compared = np.asarray(valid_lr, bool) & covered
     n = int(compared.sum())
     if n == 0:
         return SelfCheck(math.nan, math.nan, 0)
@@ -300,6 +300,6 @@ class StreamHealth:
             try:
                 self.monitor.add(self_check(*newest, tolerance_m=self.tolerance_m,
                                             tolerance_rel=self.tolerance_rel))
-            except ValueError:  # an output that is no multiple of its input: nothing to compare
+            except ValueError:  # an empty input: nothing to compare
                 pass
         return topic, self.monitor.status()

@@ -143,13 +143,14 @@ class Upsampler:
             return self._forward_padded(rgb_std, depth_norm, valid).cpu()
 
     # ---------------------------------------------------------------- metres in, metres out
-    def predict(self, rgb: np.ndarray, depth_lr: np.ndarray) -> Prediction:
+    def predict(self, rgb: np.ndarray, depth_lr: np.ndarray, min_confidence: float | None = None) -> Prediction:
         """Super-resolve one frame, with a per-pixel confidence.
 
         Args:
             rgb: uint8 (H, W, 3), RGB order.
             depth_lr: float metres (h, w), any size with the RGB's aspect ratio; 0, NaN, ±inf and values
                 outside [min_depth, max_depth] are invalid.
+            min_confidence: This call's ``min_confidence`` (None: the predictor's).
 
         Returns:
             ``Prediction``: (H, W) float32 metres (NaN where not published: ``naima_ros.confidence``) and
@@ -170,7 +171,8 @@ class Upsampler:
         if ratio != s:
             out = F.interpolate(out, size=(h * ratio, w * ratio), mode="bilinear", align_corners=False,
                                 antialias=ratio < s)
-        return finish_prediction(frame, frame.to_metres(out[0, 0].numpy()), self.calibration, self.min_confidence)
+        return finish_prediction(frame, frame.to_metres(out[0, 0].numpy()), self.calibration,
+                                 self.min_confidence if min_confidence is None else min_confidence)
 
     def __call__(self, rgb: np.ndarray, depth_lr: np.ndarray) -> np.ndarray:
         """``predict(rgb, depth_lr).depth``: (H, W) float32 metres, NaN where not published."""

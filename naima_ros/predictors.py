@@ -67,11 +67,12 @@ class BaselinePredictor:
         self.calibration = calibration_for(method, self.scale)
         self._function = baselines.BASELINES[method]
 
-    def predict(self, rgb: np.ndarray, depth_lr: np.ndarray) -> Prediction:
+    def predict(self, rgb: np.ndarray, depth_lr: np.ndarray, min_confidence: float | None = None) -> Prediction:
         """Super-resolve one frame: the contract of ``naima_ros.inference.Upsampler.predict``."""
         frame = prepare_frame(rgb, depth_lr, self.min_depth, self.max_depth, scale=self.scale)
         dense = frame.to_metres(self._function(frame.method_rgb(rgb), frame.depth_norm, frame.ratio, **self.options))
-        return finish_prediction(frame, dense, self.calibration, self.min_confidence)
+        return finish_prediction(frame, dense, self.calibration,
+                                 self.min_confidence if min_confidence is None else min_confidence)
 
     def __call__(self, rgb: np.ndarray, depth_lr: np.ndarray) -> np.ndarray:
         """``predict(rgb, depth_lr).depth``: (H, W) float32 metres, NaN where not published."""

@@ -14,16 +14,20 @@ One pair goes through, in this order (the first failed check drops it with a `Dr
    with `register_depth`, the depth is then reprojected onto the RGB camera's grid at LR
    resolution (`naima_ros.registration`: z-buffer, holes invalid) with the depth CameraInfo
    and the `depth_to_rgb_*` extrinsics (no depth CameraInfo: `missing_camera_info`);
-3. sizes: RGB must be exactly `scale` x depth (`size_mismatch`), unless `resize_rgb_to_multiple`
-   and the aspect ratios agree within `ASPECT_TOLERANCE`: then RGB is resized to scale x depth;
-   the CameraInfo must describe the RGB as received and hold usable intrinsics
-   (`invalid_camera_info`);
+3. sizes: any depth whose aspect ratio matches the RGB's (within `frames.ASPECT_TOLERANCE`) is
+   served at the RGB's size: an integer fraction as it is, depth on the RGB's grid binned, any
+   other size resampled onto the model's grid (`naima_ros.frames`); aspect ratios that disagree
+   are `size_mismatch`. With `resize_rgb_to_multiple` (the behaviour of earlier versions) the RGB is
+   resized to scale x depth instead and the output has that size. The CameraInfo must describe the
+   RGB as received and hold usable intrinsics (`invalid_camera_info`);
 4. depth outside [min_depth, max_depth] is invalid; none valid is `all_invalid_depth`;
-5. the predictor (`inference_error` if it raises); output outside the range is NaN;
+5. the predictor's `predict` (`inference_error` if it raises) with `min_confidence`: depth where
+   published and a per-pixel confidence; output outside the range is NaN;
 6. outputs (`FrameServer.outputs`, the one place that builds them): the depth encoded in
-   `output_encoding` and in each of `output_encodings`, the CameraInfo of the output image, if
-   asked the organised point array (PCL layout) from `naima_ros.geometry`, and the stamp of every
-   output (`stamp_source`: the depth's or the RGB's).
+   `output_encoding` and in each of `output_encodings`, the confidence (32FC1, 0 where there is
+   no depth), the CameraInfo of the output image, if asked the organised point array (PCL
+   layout) from `naima_ros.geometry`, and the stamp of every output (`stamp_source`: the depth's
+   or the RGB's).
 
 Images and CameraInfo are read through their `sensor_msgs` field names only (data, encoding,
 height, width, step, is_bigendian; k, p, d, r, roi, binning...), so rclpy messages and `rosbags`
@@ -42,10 +46,11 @@ from typing import NamedTuple
 import numpy as np
 
 from naima_ros.contract import DEFAULTS
+from naima_ros.confidence import Prediction
 from naima_ros.depth_codec import (COLOR_ENCODINGS, DEPTH_ENCODINGS, EncodedImage, decode_color,
-                                   decode_depth, encode_depth)
+                                   decode_depth, encode_32fc1, encode_depth)
 from naima_ros.drops import Drop
-from naima_ros.frames import valid_depth_mask
+from naima_ros.frames import depth_grid, valid_depth_mask
 from naima_ros.geometry import (Intrinsics, depth_to_points, image_size, output_intrinsics,
                                 resize_rgb)
 from naima_ros.image_transport import decode_compressed_color, decode_compressed_depth
@@ -57,7 +62,6 @@ __all__ = [
     "ServeConfig",
     "ServedFrame",
     "camera_info_image_size",
-    "check_scale",
     "decode_images",
     "output_camera_info",
     "point_fields",
@@ -65,18 +69,7 @@ __all__ = [
 ]
 
 TIME_JUMP_RESET_S = 1.0  # a stamp this far behind the last served one is a clock reset / bag loop
-ASPECT_TOLERANCE = 0.02  # RGB and depth aspect ratios may differ this much when resizing RGB
 POINT_FIELD_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
-
-
-def check_scale(scale: int, sizes: tuple[tuple[int, int], tuple[int, int]]) -> str | None:
-    """Why `scale` contradicts the ((rgb w, h), (depth w, h)) of the frames arriving, or None
-    (every pair would be a `size_mismatch`)."""
-    (rgb_w, rgb_h), (w, h) = sizes
-    if (rgb_w, rgb_h) == (scale * w, scale * h):
-        return None
-    return (f"scale {scale} contradicts the frames arriving: rgb {rgb_w}x{rgb_h} is "
-            f"{rgb_w / w:g} x depth {w}x{h}; set resize_rgb_to_multiple to resize the RGB")
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,7 @@ class ServeConfig:
 
     output_encoding: str = DEFAULTS["output_encoding"]
     output_encodings: tuple = tuple(DEFAULTS["output_encodings"])
+    min_confidence: float = DEFAULTS["min_confidence"]
     stamp_source: str = DEFAULTS["stamp_source"]
     publish_points: bool = DEFAULTS["publish_points"]
     points_stride: int = DEFAULTS["points_stride"]
@@ -141,6 +135,8 @@ class ServedFrame:
     depth_lr_m: np.ndarray  # (h, w) float32 metres, NaN invalid: what the predictor took
     # output_encodings: {encoding: the depth in it}, each for its own topic (contract.encoding_topic)
     encodings: Mapping[str, EncodedImage] = field(default_factory=dict)
+    confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1], 0 where depth_m is NaN
+    confidence_image: EncodedImage | None = None  # depth_registered/confidence (32FC1)
 
 
 def stamp_ns(stamp) -> int:
@@ -244,8 +240,6 @@ class FrameServer:
     def __init__(self, on_event: Callable[[str, str], None] | None = None):
         self.last_stamp: int | None = None  # depth stamp of the last served pair (ns)
         # ((rgb w, h), (depth w, h)) of the last decoded pair, served or not: what arrives
-        self.last_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
-        self.last_sizes_at = 0.0  # time.monotonic() of last_sizes
         self._on_event = on_event or (lambda name, message: None)
 
     def reset_time(self) -> None:
@@ -270,21 +264,20 @@ class FrameServer:
                    config: ServeConfig):
         s = scale
         (rgb_h, rgb_w), (h, w) = rgb.shape[:2], depth_m.shape
-        if (rgb_h, rgb_w) != (s * h, s * w):
-            where = (f"rgb {rgb_w}x{rgb_h} is not {s} x depth {w}x{h} = {s * w}x{s * h} "
-                     f"(model scale {s})")
-            if not config.resize_rgb_to_multiple:
-                raise Drop("size_mismatch", where + "; set resize_rgb_to_multiple to resize")
-            if abs(rgb_w * h / (rgb_h * w) - 1.0) > ASPECT_TOLERANCE:
-                raise Drop("size_mismatch", where + ": aspect ratios differ, so the depth "
-                           "cannot be registered to this RGB")
-            rgb = resize_rgb(rgb, s * w, s * h)
+        try:  # the aspect ratios must agree; any size with the RGB's aspect ratio is served
+            depth_grid((rgb_h, rgb_w), (h, w), s)
+        except ValueError as exc:
+            raise Drop("size_mismatch", f"{exc} (model scale {s})") from exc
+        out_w, out_h = rgb_w, rgb_h
+        if config.resize_rgb_to_multiple and (rgb_h, rgb_w) != (s * h, s * w):
+            out_w, out_h = s * w, s * h  # earlier versions: the RGB resized to scale x depth
+            rgb = resize_rgb(rgb, out_w, out_h)
         info_size = camera_info_image_size(info)
         if info_size != (rgb_w, rgb_h):
             raise Drop("invalid_camera_info", f"rgb camera_info describes a {info_size[0]}x"
                        f"{info_size[1]} image (size, roi, binning) but rgb is {rgb_w}x{rgb_h}")
         try:
-            camera_info, intr = output_camera_info(info, s * w, s * h)
+            camera_info, intr = output_camera_info(info, out_w, out_h)
         except ValueError as exc:
             raise Drop("invalid_camera_info", str(exc)) from exc
         return rgb, camera_info, intr
@@ -320,15 +313,15 @@ class FrameServer:
         return registered
 
     @staticmethod
-    def outputs(depth_hr: np.ndarray, depth_lr: np.ndarray, rgb: np.ndarray,
+    def outputs(prediction: Prediction, depth_lr: np.ndarray, rgb: np.ndarray,
                 camera_info: OutputCameraInfo, intr: Intrinsics, model_s: float, rgb_msg,
                 depth_msg, config: ServeConfig) -> ServedFrame:
-        """Every output of a served pair, from the predictor's depth (the one place that builds
+        """Every output of a served pair, from the predictor's answer (the one place that builds
         them).
 
         Args:
-            depth_hr: (H, W) the predictor's depth, metres; outside [min_depth, max_depth] it
-                becomes NaN.
+            prediction: (H, W) the predictor's depth in metres (outside [min_depth, max_depth] it
+                becomes NaN) and confidence (0 wherever the published depth is NaN).
             depth_lr: (h, w) the LR depth the predictor took (registered, range-masked).
             rgb: (H, W, 3) uint8, the colour of the XYZRGB cloud.
             camera_info, intr: the output image's CameraInfo and camera model.
@@ -337,8 +330,9 @@ class FrameServer:
             config: the current parameters.
         """
         min_d, max_d = config.min_depth, config.max_depth
-        depth_hr = np.where(valid_depth_mask(depth_hr, min_d, max_d), depth_hr,
-                            np.float32(np.nan)).astype(np.float32, copy=False)
+        in_range = valid_depth_mask(prediction.depth, min_d, max_d)
+        depth_hr = np.where(in_range, prediction.depth, np.float32(np.nan)).astype(np.float32, copy=False)
+        confidence = np.where(in_range, prediction.confidence, np.float32(0.0)).astype(np.float32, copy=False)
         encoded = {e: encode_depth(depth_hr, e) for e in
                    dict.fromkeys((config.output_encoding, *config.output_encodings))}
         points = None
@@ -350,15 +344,17 @@ class FrameServer:
         stamped = rgb_msg if config.stamp_source == "rgb" else depth_msg
         return ServedFrame(depth_hr, encoded[config.output_encoding], camera_info, points, intr,
                            model_s, str(rgb_msg.header.frame_id), stamp_ns(stamped.header.stamp),
-                           depth_lr, {e: encoded[e] for e in config.output_encodings})
+                           depth_lr, {e: encoded[e] for e in config.output_encodings},
+                           confidence, encode_32fc1(confidence))
 
     def serve(self, predictor, rgb_msg, depth_msg, info, config: ServeConfig,
               depth_info=None) -> ServedFrame:
         """Serve one pair.
 
         Args:
-            predictor: `predictor(rgb uint8 (H, W, 3), depth metres (h, w) NaN invalid) ->
-                float32 (H, W) metres`, with `.scale`.
+            predictor: `predictor.predict(rgb uint8 (H, W, 3), depth metres (h, w) NaN invalid,
+                min_confidence=...) -> naima_ros.confidence.Prediction` (depth float32 (H, W)
+                metres, confidence), with `.scale` (`naima_ros.predictors`).
             rgb_msg, depth_msg: `sensor_msgs/Image`-like (rclpy or rosbags).
             info: the newest RGB `sensor_msgs/CameraInfo`-like, or None.
             config: the current parameters.
@@ -372,8 +368,6 @@ class FrameServer:
             raise Drop("missing_camera_info", "no CameraInfo received yet for the RGB camera")
         rgb, depth_m, _ = decode_images(rgb_msg, depth_msg, config.max_input_pixels,
                                         config.rgb_transport, config.depth_transport)
-        self.last_sizes = ((rgb.shape[1], rgb.shape[0]), (depth_m.shape[1], depth_m.shape[0]))
-        self.last_sizes_at = time.monotonic()
         s = int(predictor.scale)
         if config.register_depth:
             depth_m = self.register(depth_m, (rgb.shape[1], rgb.shape[0]), s, info, depth_info,
@@ -389,11 +383,11 @@ class FrameServer:
         depth_lr = np.where(valid, depth_m, np.float32(np.nan))
         t0 = time.monotonic()
         try:
-            depth_hr = predictor(rgb, depth_lr)
+            prediction = predictor.predict(rgb, depth_lr, min_confidence=config.min_confidence)
         except Exception as exc:  # noqa: BLE001 (a predictor failure drops the pair, no more)
             raise Drop("inference_error", f"{type(exc).__name__}: {exc}") from exc
         model_s = time.monotonic() - t0
-        frame = self.outputs(depth_hr, depth_lr, rgb, camera_info, intr, model_s, rgb_msg,
+        frame = self.outputs(prediction, depth_lr, rgb, camera_info, intr, model_s, rgb_msg,
                              depth_msg, config)
         self.last_stamp = t_depth
         return frame

@@ -99,7 +99,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm (0: no clipping, as the reference)
     # l1 (paper and reference) | rmse: the benchmark metric itself. From a zero-initialised residual head L1 sits on
     # the bicubic plateau (its gradient is ±1 on every flat pixel and edges are few); rmse weights errors by size
-    # and leaves it within tens of steps (docs/training.md, "Training on 2 cores").
+    # and leaves it within tens of steps (docs/training.md, "Training on 2 cores") | relative_rmse: each sample's RMSE
+    # over its bicubic skip's, so clean samples weigh as much as noisy sensor ones (relative_rmse)
     pixel_loss: str = "l1"
     grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
     grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
@@ -121,7 +122,8 @@ class TrainConfig:
         self.dataset, self.val_set = canonical_name(self.dataset), canonical_name(self.val_set)  # "synthetic"
         checks = [
             (self.grad_loss in ("sobel", "diff"), f"grad_loss must be 'sobel' or 'diff', got {self.grad_loss!r}"),
-            (self.pixel_loss in ("l1", "rmse"), f"pixel_loss must be 'l1' or 'rmse', got {self.pixel_loss!r}"),
+            (self.pixel_loss in ("l1", "rmse", "relative_rmse"),
+             f"pixel_loss must be 'l1', 'rmse' or 'relative_rmse', got {self.pixel_loss!r}"),
             (self.dataset in training_sources(),
              f"dataset must be one of {sorted(training_sources())}, got {self.dataset!r}"),
             (self.patch % self.scale == 0, f"patch {self.patch} must be a multiple of scale {self.scale}"),
@@ -347,11 +349,28 @@ def masked_rmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
     return (mse + 1e-12).sqrt()  # eps: a finite gradient at a perfect fit
 
 
-def training_loss(pred, target, cfg: TrainConfig, valid=None) -> torch.Tensor:
-    """Pixel loss (L1, docs/model.md §5, or RMSE) + λ · gradient-L1."""
+RELATIVE_FLOOR = 0.01  # relative_rmse: the bicubic error below which a sample's weight stops growing (normalised)
+
+
+def relative_rmse(pred, target, mask, depth_lr) -> torch.Tensor:
+    """Mean over samples of RMSE(pred) / RMSE(bicubic of the LR input): each sample counts by how much it
+    improves on the naive answer, so clean samples (small errors) weigh as much as noisy sensor ones."""
+    skip = F.interpolate(depth_lr, size=target.shape[-2:], mode="bicubic", align_corners=False)
+    weight = torch.ones_like(pred) if mask is None else mask.to(pred.dtype)
+    count = weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    ours = (((pred - target) ** 2 * weight).sum(dim=(1, 2, 3)) / count + 1e-12).sqrt()
+    naive = (((skip - target) ** 2 * weight).sum(dim=(1, 2, 3)) / count).sqrt().detach()
+    return (ours / (naive + RELATIVE_FLOOR)).mean()
+
+
+def training_loss(pred, target, cfg: TrainConfig, valid=None, depth_lr=None) -> torch.Tensor:
+    """Pixel loss (L1, docs/model.md §5, RMSE, or RMSE relative to bicubic per sample) + λ · gradient-L1."""
     mask = valid if cfg.masked_loss else None
-    pixel = masked_l1 if cfg.pixel_loss == "l1" else masked_rmse
-    return pixel(pred, target, mask) + cfg.grad_weight * gradient_loss(pred, target, cfg.grad_loss, mask)
+    if cfg.pixel_loss == "relative_rmse":
+        pixel = relative_rmse(pred, target, mask, depth_lr)
+    else:
+        pixel = (masked_l1 if cfg.pixel_loss == "l1" else masked_rmse)(pred, target, mask)
+    return pixel + cfg.grad_weight * gradient_loss(pred, target, cfg.grad_loss, mask)
 
 
 def lr_at_epoch(cfg: TrainConfig, epoch: int) -> float:
@@ -622,7 +641,7 @@ def train(cfg: TrainConfig) -> dict:
             target, valid = batch["depth_hr"].to(device), batch["valid"].to(device)
             valid_lr = batch["valid_lr"].to(device) if "valid_lr" in batch else None
             pred = net(rgb, depth_lr, valid_lr)
-            loss = training_loss(pred, target, cfg, valid)
+            loss = training_loss(pred, target, cfg, valid, depth_lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

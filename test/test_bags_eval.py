@@ -84,7 +84,7 @@ def test_perfect_output_scores_zero_and_baselines_match_direct_calls(tmp_path):
     lr = np.rint(lr_from_gt(fr.depth_m, fr.rgb, LRConfig(S), np.random.default_rng(0)) * 1000)
     lr = (lr / 1000).astype(np.float32)
     preds = baseline_predictions(fr.rgb, lr, min_depth=0.1, max_depth=10.0)
-    want = rmse(preds["bicubic"] * 1000, gt_mm * 1000)
+    want = rmse(preds["bicubic"].depth * 1000, gt_mm * 1000)
     assert ev.frames[0].rmse["bicubic"] == pytest.approx(want, rel=1e-4)
     assert ev.mean("rmse", "naima") < 0.01
     assert ev.mean("rmse", "bicubic") == pytest.approx(

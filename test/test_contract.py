@@ -107,7 +107,8 @@ def test_topics():
     assert all(role == t.role for role, t in TOPICS.items())
     assert {t.name for t in TOPICS.values() if t.name.startswith(OUTPUT_NAMESPACE + "/")} == {
         "depth_registered/image_rect", "depth_registered/camera_info", "depth_registered/points",
-        "depth_registered/image_rect_32fc1", "depth_registered/image_rect_16uc1"}
+        "depth_registered/image_rect_32fc1", "depth_registered/image_rect_16uc1",
+        "depth_registered/confidence"}
     # one topic per output_encodings entry, beside camera_info (image_transport pairs siblings)
     assert {contract.encoding_topic(e) for e in parameter("output_encodings").choices} <= \
         {t.name for t in TOPICS.values()}

@@ -181,6 +181,7 @@ def test_the_cloud_is_point_cloud_xyz_of_the_published_depth_and_camera_info(enc
 
     from reference_point_cloud import decode_depth_image, point_cloud_xyz
 
+    from naima_ros.confidence import Prediction
     from naima_ros.serving import FrameServer, ServeConfig
 
     s, (h, w) = 8, (6, 8)
@@ -201,8 +202,9 @@ def test_the_cloud_is_point_cloud_xyz_of_the_published_depth_and_camera_info(enc
     class Nearest:
         scale = s
 
-        def __call__(self, rgb, depth_lr):
-            return np.kron(depth_lr, np.ones((s, s), np.float32))
+        def predict(self, rgb, depth_lr, min_confidence=None):
+            depth_hr = np.kron(depth_lr, np.ones((s, s), np.float32))
+            return Prediction(depth_hr, np.isfinite(depth_hr).astype(np.float32))
 
     rgb = np.zeros((h * s, w * s, 3), np.uint8)
     frame = FrameServer().serve(Nearest(), msg(rgb, "rgb8", "rgb"), msg(depth, "32FC1", "tof"),

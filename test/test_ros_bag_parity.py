@@ -98,7 +98,7 @@ def recorded_pairs():
     add("no camera_info yet", "missing_camera_info", t[0], rgb(), lr, info=False)
     add("good", None, t[1], rgb(), lr)
     add("wrong rgb encoding", "unsupported_encoding", t[2], rgb(), lr, rgb_encoding="yuv422")
-    add("rgb not 8 x depth", "size_mismatch", t[3], rgb(40, 56), lr)
+    add("rgb of another aspect ratio", "size_mismatch", t[3], rgb(40, 56), lr)
     add("zero stamp", "zero_stamp", 0, rgb(), lr)
     add("oversized", "oversized", t[4], rgb(2 * H, 2 * W), np.tile(lr, (2, 2)))
     add("no valid depth", "all_invalid_depth", t[5], rgb(), np.full_like(lr, 50.0))
@@ -109,6 +109,16 @@ def recorded_pairs():
                                        False))
     add("good 16UC1", None, t[8], rgb(), None,
         depth_fn=lambda hdr: depth_msg(hdr, lr, "16UC1"))
+    # any depth a sensor sends: a non-integer ratio, depth aligned to the RGB, a registration's samples
+    fy, fx = np.mgrid[0:H, 0:W]
+    fine = (1.0 + 0.1 * (fx + 0.5) / S + 0.05 * (fy + 0.5) / S).astype(np.float32)
+    ty, tx = np.mgrid[0:18, 0:24]
+    tof = (1.0 + 0.1 * (tx + 0.5) * W / 24 / S + 0.05 * (ty + 0.5) * H / 18 / S).astype(np.float32)
+    add("phone ToF at ratio 2.67", None, t[9], rgb(), tof)
+    add("aligned dense", None, t[10], rgb(), fine)
+    sparse = np.full_like(fine, np.nan)
+    sparse[::3, ::4] = fine[::3, ::4]
+    add("aligned sparse", None, t[11], rgb(), sparse)
     return pairs
 
 
@@ -198,6 +208,7 @@ def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_tra
         return callback
 
     for kind, msg_type, topic in (("image", Image, "depth_registered/image_rect"),
+                                  ("confidence", Image, "depth_registered/confidence"),
                                   ("info", CameraInfo, "depth_registered/camera_info"),
                                   ("cloud", PointCloud2, "depth_registered/points")):
         harness.create_subscription(msg_type, topic, store(kind), qos)
@@ -224,7 +235,7 @@ def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_tra
 
             def settled():
                 with lock:
-                    if len(outputs.get(key, {})) == 3:
+                    if len(outputs.get(key, {})) == 4:
                         return True
                 return node._stats.snapshot()["dropped"] != dropped_before
 
@@ -233,8 +244,8 @@ def serve_through_node(method, checkpoint, pairs, rgb_transport="raw", depth_tra
             grew = [r for r, n in dropped.items() if n > dropped_before.get(r, 0)]
             with lock:
                 results.append(("dropped", grew[0]) if grew else
-                               ("served", tuple(outputs[key][k] for k in ("image", "info",
-                                                                          "cloud"))))
+                               ("served", tuple(outputs[key][k] for k in ("image", "info", "cloud",
+                                                                          "confidence"))))
     finally:
         executor.shutdown(timeout_sec=5)
         node.destroy_node()
@@ -274,14 +285,14 @@ def read_outputs(bag) -> dict:
     """{(sec, nanosec): {topic: msg}} of the outputs `naima-bag run` wrote."""
     offline = {}
     with BagReader(bag) as reader:
-        for topic, _, msg in reader.messages([T.out_image, T.out_info, T.out_points]):
+        for topic, _, msg in reader.messages([T.out_image, T.out_info, T.out_points, T.out_confidence]):
             offline.setdefault((msg.header.stamp.sec, msg.header.stamp.nanosec), {})[topic] = msg
     return offline
 
 
 def assert_same_outputs(pairs, online, offline) -> dict:
     """Each pair dropped for the reason it was built for on both sides, or served byte-identically
-    (image, CameraInfo, cloud; stamp and frame_id); returns {reason: count} of the drops."""
+    (image, confidence, CameraInfo, cloud; stamp and frame_id); returns {reason: count} of the drops."""
     expected_drops = {}
     for pair, (kind, value) in zip(pairs, online, strict=True):
         name, rgb_m, d = pair.name, pair.rgb, pair.depth
@@ -292,10 +303,13 @@ def assert_same_outputs(pairs, online, offline) -> dict:
             expected_drops[pair.reason] = expected_drops.get(pair.reason, 0) + 1
             continue
         assert kind == "served", f"{name}: the node dropped it ({value})"
-        image, info, cloud = value
-        bag_image, bag_info, bag_cloud = (offline[key][t] for t in (T.out_image, T.out_info,
-                                                                    T.out_points))
-        for ros, bag in ((image, bag_image), (info, bag_info), (cloud, bag_cloud)):
+        image, info, cloud, confidence = value
+        bag_image, bag_info, bag_cloud, bag_confidence = (
+            offline[key][t] for t in (T.out_image, T.out_info, T.out_points, T.out_confidence))
+        assert bytes(confidence.data) == bytes(bag_confidence.data), name
+        assert (confidence.width, confidence.height, confidence.encoding) == \
+            (bag_confidence.width, bag_confidence.height, "32FC1") == (image.width, image.height, "32FC1"), name
+        for ros, bag in ((image, bag_image), (info, bag_info), (cloud, bag_cloud), (confidence, bag_confidence)):
             # stamped like the depth, in the RGB camera's frame (its grid, its K)
             assert ros.header.frame_id == bag.header.frame_id == rgb_m.header.frame_id, name
             assert (ros.header.stamp.sec, ros.header.stamp.nanosec) == key, name

@@ -236,6 +236,7 @@ def test_launch_overrides_and_remaps(monkeypatch):
         "depth_registered/image_rect_32fc1": "sr/image_rect_32fc1",
         "depth_registered/image_rect_16uc1": "sr/image_rect_16uc1",
         "depth_registered/camera_info": "sr/camera_info",
+        "depth_registered/confidence": "sr/confidence",
         "depth_registered/points": "sr/points"}
     assert kw["arguments"] == ["--ros-args", "--log-level", "debug"]
     assert (kw["respawn"], kw["respawn_delay"]) == (True, 5.0)

@@ -134,15 +134,15 @@ class ControlledPredictor:
         self.warmups.append((height, width, iterations))
         self.upsampler.warmup(height, width)
 
-    def __call__(self, rgb, depth):
+    def predict(self, rgb, depth, min_confidence=None):
         self.calls += 1
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("injected inference failure")
         if self.delay_s:
             time.sleep(self.delay_s)
-        out = self.upsampler(rgb, depth)
-        return out if self.gain == 1.0 else out * np.float32(self.gain)
+        out = self.upsampler.predict(rgb, depth, min_confidence)
+        return out if self.gain == 1.0 else out._replace(depth=out.depth * np.float32(self.gain))
 
 
 # ---------------------------------------------------------------------- DDS harness
@@ -286,7 +286,10 @@ class Running:
                   "warmup_iterations": 1, "warmup_width": 64, "warmup_height": 48,
                   **reliable_inputs(namespace),
                   "diagnostic_updater.period": 0.2, "warn_throttle": 0.0,
-                  "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0}
+                  "max_input_pixels": 64 * 48, "min_depth": 0.1, "max_depth": 10.0,
+                  # no filled hole is published: the square holes these tests check (filling and
+                  # the confidence topic: test_ros_any_depth.py)
+                  "min_confidence": 1.0}
         params.update(overrides or {})
         params = {k: v for k, v in params.items() if v is not None}  # None: the node's default
         self.executor = MultiThreadedExecutor(num_threads=3, context=context)
@@ -438,7 +441,7 @@ BAD_INPUTS = {
                        lambda t: (rgb_msg(t), image_msg(t, np.zeros((LR_H, LR_W), np.uint8),
                                                         "8UC1"))),
     "size_mismatch": ("size_mismatch", lambda t: (rgb_msg(t, hh=40, ww=56), depth_msg(t))),
-    "non_integer_ratio": ("size_mismatch", lambda t: (rgb_msg(t, hh=46, ww=62), depth_msg(t))),
+    "another_aspect_ratio": ("size_mismatch", lambda t: (rgb_msg(t, hh=36, ww=64), depth_msg(t))),
     "empty_rgb": ("empty_image", lambda t: (image_msg(t, np.zeros((0, 0, 3), np.uint8), "rgb8"),
                                             depth_msg(t))),
     "empty_depth": ("empty_image", lambda t: (rgb_msg(t), image_msg(t, np.zeros((0, 8), "<u2"),
@@ -720,7 +723,7 @@ def test_unpaired_or_dropped_inputs_warn_with_the_reason_then_ok(fresh):
              "depth stamps lead RGB by 30 ms"),
             # pairs, but every one is dropped
             (lambda t: (rgb_msg(t, hh=40, ww=56), depth_msg(t)), "pairs are dropped "
-             "[size_mismatch]: rgb 56x40 is not 8 x depth 8x6")):
+             "[size_mismatch]: rgb 56x40 and depth 8x6 have different aspect ratios")):
         done = threading.Event()
         thread = send_while(make, done)
         try:
@@ -828,10 +831,10 @@ def test_ctrl_c_mid_inference_shuts_down_cleanly(context):
                     return predictor.describe()
                 def warmup(self, h, w):
                     pass
-                def __call__(self, rgb, depth):
+                def predict(self, rgb, depth, min_confidence=None):
                     print("inference started", flush=True)
                     time.sleep(2.0)
-                    return predictor(rgb, depth)
+                    return predictor.predict(rgb, depth, min_confidence)
             return Slow()
 
         model_slot.load_predictor = slow
@@ -992,6 +995,7 @@ def test_qos_defaults_and_per_topic_overrides(fresh):
     assert entities == {f"qos_overrides.{topic}" for topic in (
         f"{ns}/rgb/image_rect_color.subscription", f"{ns}/depth/image_rect.subscription",
         f"{ns}/rgb/camera_info.subscription", f"{ns}/depth_registered/image_rect.publisher",
+        f"{ns}/depth_registered/confidence.publisher",
         f"{ns}/depth_registered/camera_info.publisher", f"{ns}/depth_registered/points.publisher",
         "/diagnostics.publisher")}
     assert {name.rsplit(".", 1)[1] for name in node._parameters
@@ -1043,15 +1047,19 @@ def test_runtime_output_parameters(running):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_resize_rgb_to_multiple(fresh, method):
-    """RGB 66 x 50 with depth 8 x 6 at x8: dropped by default, resized to 64 x 48 when enabled,
-    with the CameraInfo rescaled to the output."""
+    """RGB 66 x 50 with depth 8 x 6 at x8: served at the RGB's size with its own CameraInfo by
+    default (the depth resampled onto the RGB's grid), resized to 64 x 48 when enabled, with the
+    CameraInfo rescaled to the output (earlier versions)."""
     r = fresh("/naima_resize", method=method, overrides={"max_input_pixels": 100_000})
     h = r.h
     info = camera_info(ww=66, hh=50, k=[40.0, 0, 33.0, 0, 41.0, 25.0, 0, 0, 1])
     h.send_info(info)
     wait_for(lambda: r.node._info.width == 66, what="camera_info at the node")
     t = next_stamp_ns()
-    h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t, hh=50, ww=66), depth_msg(t)))
+    h.send(rgb_msg(t, hh=50, ww=66), depth_msg(t))
+    image, out_info, cloud = h.output(t)
+    assert (image.width, image.height) == (out_info.width, out_info.height) == (66, 50)
+    np.testing.assert_allclose(out_info.k, info.k)
     assert r.node.set_parameters([Parameter("resize_rgb_to_multiple", value=True)])[0].successful
     t = next_stamp_ns()
     h.send(rgb_msg(t, hh=50, ww=66), depth_msg(t))
@@ -1091,9 +1099,13 @@ def test_scale_and_checkpoint_swap_in_background(fresh, tiny_checkpoint):
     h.send(rgb_msg(t), depth_msg(t, lr_depth_m(12, 16)))
     image = h.output(t)[0]
     assert (image.width, image.height) == (64, 48)
-    t = next_stamp_ns()
-    lines = h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t), depth_msg(t)))
-    assert "model scale 4" in lines[0] and "8x6" in lines[0] and "64x48" in lines[0]
+    t = next_stamp_ns()  # x8 frames on the x4 model: served at the RGB's size (the ratio is the frames')
+    h.send(rgb_msg(t), depth_msg(t))
+    image = h.output(t)[0]
+    assert (image.width, image.height) == (64, 48)
+    t = next_stamp_ns()  # another aspect ratio: a drop naming the sizes and the model's scale
+    lines = h.expect_drop("size_mismatch", lambda: h.send(rgb_msg(t, hh=40, ww=64), depth_msg(t)))
+    assert "model scale 4" in lines[0] and "8x6" in lines[0] and "64x40" in lines[0]
 
 
 @needs_torch
@@ -1128,21 +1140,18 @@ def test_checkpoint_tensors_checked_before_success(network, tiny_checkpoint, tmp
     wait_for(lambda: network.h.diag.get("checkpoint") == ckpt8, what="the old file back")
 
 
-def test_scale_contradicting_the_arriving_frames_is_refused(fresh):
-    """`scale` 4 while x8 frames arrive would drop every pair: refused with the sizes, unless
-    resize_rgb_to_multiple is on."""
+def test_a_scale_other_than_the_frames_ratio_is_served_at_the_rgb_size(fresh):
+    """`scale` 4 while x8 frames arrive: served at the RGB's size (the method runs at the frames'
+    ratio); with resize_rgb_to_multiple the RGB is resized to 4 x the depth, as earlier versions did."""
     r = fresh("/naima_scale", method="bicubic")
     node = r.node
     r.h.serve_good()  # rgb 64x48, depth 8x6 arrive
-    result = node.set_parameters([Parameter("scale", value=4)])[0]
-    assert not result.successful
-    assert result.reason == ("scale 4 contradicts the frames arriving: rgb 64x48 is 8 x depth "
-                             "8x6; set resize_rgb_to_multiple to resize the RGB")
-    assert node.get_parameter("scale").value == 8
-    assert node.set_parameters_atomically([Parameter("scale", value=4),
-                                           Parameter("resize_rgb_to_multiple",
-                                                     value=True)]).successful
+    assert node.set_parameters([Parameter("scale", value=4)])[0].successful
     wait_for(lambda: r.h.diag.get("scale") == "4", what="x4 serving")
+    t = next_stamp_ns()
+    r.h.send(rgb_msg(t), depth_msg(t))
+    assert (r.h.output(t)[0].width, r.h.output(t)[0].height) == (64, 48)
+    assert node.set_parameters([Parameter("resize_rgb_to_multiple", value=True)])[0].successful
     t = next_stamp_ns()
     r.h.send(rgb_msg(t), depth_msg(t))  # 64x48 resized to 4 x 8x6 = 32x24
     image = r.h.output(t)[0]

@@ -11,6 +11,7 @@ import pytest
 from naima_ros import serving
 from naima_ros.contract import DEFAULTS
 from naima_ros.drops import DROP_REASONS, Drop
+from naima_ros.confidence import Prediction
 from naima_ros.serving import FrameServer, ServeConfig
 
 S, H, W = 2, 3, 4  # LR depth 3 x 4, RGB 6 x 8
@@ -24,6 +25,10 @@ class NearestPredictor:
     def __call__(self, rgb, depth):
         assert rgb.shape == (H * S, W * S, 3) and rgb.flags.writeable
         return np.kron(depth, np.ones((S, S), np.float32)).astype(np.float32)
+
+    def predict(self, rgb, depth, min_confidence=None):
+        depth_hr = self(rgb, depth)
+        return Prediction(depth_hr, np.where(np.isfinite(depth_hr), 0.75, 0.0).astype(np.float32))
 
 
 def msg(stamp_ns, pixels, encoding, frame_id="rgb_optical"):

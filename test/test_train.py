@@ -290,3 +290,18 @@ def test_sensor_samples_are_what_the_node_prepares(tmp_path):
     # the filled LR keeps the measured values where valid: its robust range maps them to roughly [0, 1]
     assert -0.2 < float(sample["depth_lr"][0][valid].min()) and float(sample["depth_lr"][0][valid].max()) < 1.2
     assert hi > lo and normalisation_range(np.ones((2, 2)), np.ones((2, 2), bool))[1] == 1e-6
+
+
+def test_relative_rmse_weighs_each_sample_by_its_bicubic_error():
+    from naima_ros.train import RELATIVE_FLOOR, relative_rmse
+
+    target = torch.zeros(2, 1, 16, 16)
+    depth_lr = torch.zeros(2, 1, 4, 4)
+    depth_lr[1] = 0.5  # sample 1's bicubic is 0.5 off everywhere; sample 0's is exact
+    pred = torch.full((2, 1, 16, 16), 0.1)
+    expected = (0.1 / RELATIVE_FLOOR + 0.1 / (0.5 + RELATIVE_FLOOR)) / 2
+    assert relative_rmse(pred, target, None, depth_lr).item() == pytest.approx(expected, rel=1e-4)
+    mask = torch.ones_like(pred, dtype=torch.bool)
+    mask[:, :, :8] = False  # masked pixels count for neither
+    pred[:, :, :8] = 5.0
+    assert relative_rmse(pred, target, mask, depth_lr).item() == pytest.approx(expected, rel=1e-4)

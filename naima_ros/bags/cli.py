@@ -149,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transports(p)
     _add_output(p)
     _add_registration(p)
-    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "out_image", "out_info",
-                    "out_points"])
+    p.add_argument("--min-confidence", type=float, default=d["min_confidence"],
+                   help="publish a filled hole from this confidence on (0: all, 1: none)")
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "out_image", "out_confidence",
+                    "out_info", "out_points"])
 
     p = sub.add_parser("replay", parents=[common],
                        help="start the node, play a bag to it over DDS, record it")
@@ -197,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "depth width; set it with --register-depth)")
     _add_transports(p)
     _add_registration(p)
-    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "gt", "out_image", "diagnostics"])
+    p.add_argument("--min-confidence", type=float, default=d["min_confidence"],
+                   help="the node's min_confidence, given to the baselines")
+    _add_topics(p, ["rgb", "rgb_info", "depth", "depth_info", "gt", "out_image", "out_confidence",
+                    "diagnostics"])
     return parser
 
 
@@ -234,8 +239,10 @@ def _run(args) -> int:
                          resize_rgb_to_multiple=args.resize_rgb_to_multiple,
                          max_input_pixels=args.max_input_pixels, slop=args.slop,
                          exact_sync=args.exact_sync, rgb_transport=args.rgb_transport,
-                         depth_transport=args.depth_transport, **_registration(args))
-    reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
+                         depth_transport=args.depth_transport, min_confidence=args.min_confidence,
+                         **_registration(args))
+    reason = _check_min_confidence(args) or check_parameters(
+        {"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
     if reason:
         raise BagError(reason)
     summary = run_bag(args.input, args.output, method=args.method, checkpoint=args.checkpoint,
@@ -302,14 +309,24 @@ def _eval(args) -> int:
     from naima_ros.bags.report import write_report
     from naima_ros.serving import ServeConfig
 
+    reason = _check_min_confidence(args)
+    if reason:
+        raise BagError(reason)
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
                       baselines=args.baselines, progress=not args.no_progress,
                       rgb_transport=args.rgb_transport, depth_transport=args.depth_transport,
-                      registration=ServeConfig(**_registration(args)), scale=args.scale)
+                      registration=ServeConfig(**_registration(args)), scale=args.scale,
+                      min_confidence=args.min_confidence)
     print(ev.table())
     print(f"report: {write_report(ev, args.report)}")
     return 0
+
+
+def _check_min_confidence(args) -> str | None:
+    if not 0.0 <= args.min_confidence <= 1.0:
+        return f"--min-confidence must be in [0, 1], got {args.min_confidence}"
+    return None
 
 
 def _terminate(signum, frame):

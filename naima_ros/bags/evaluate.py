@@ -6,11 +6,16 @@ output ("naima", or whichever method the node served) and, on the same frame, fo
 predictors (`naima_ros.predictors`: "bicubic" and "guided_filter" by default):
 - RMSE and MAE in the bag's units (millimetres for a 16UC1 ground truth, metres for 32FC1) over
   pixels valid in both the ground truth and the method's output (`naima_ros.eval.metrics`);
-- coverage: the share of valid ground-truth pixels the method gives a valid depth for.
+- coverage: the share of valid ground-truth pixels the method gives a valid depth for;
+- beyond tolerance: the share of those pixels off by more than `confidence.TOLERANCE`
+  (2 cm + 2 % of the depth): how often a published pixel is wrong.
 The baselines are predictors like the node's model: metres in, metres out, with the same range
-mask [min_depth, max_depth], nearest-valid hole fill, per-frame normalisation and support mask
-(`naima_ros.frames`). Means are over frames (per-frame mean, the papers' reduction,
-`naima_ros.eval.metrics.mean_over_images`).
+mask [min_depth, max_depth], grid, fill, normalisation and `min_confidence`
+(`naima_ros.frames`, `naima_ros.confidence`). Means are over frames (per-frame mean, the papers'
+reduction, `naima_ros.eval.metrics.mean_over_images`). Where the bag holds the node's confidence
+topic (and for every baseline), the scored pixels are also pooled per confidence bin: RMSE and the
+share within tolerance per bin (a reliability plot: a calibrated confidence has that share at the
+bin's confidence).
 
 Latency is the output's log time minus the depth frame's log time in the same bag: for a `replay`
 bag, from the moment the frame was published to the node until its output was received
@@ -37,7 +42,8 @@ from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, 
                                Topics, decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns,
                                unit_of)
 from naima_ros.eval import metrics
-from naima_ros.frames import valid_depth_mask
+from naima_ros.confidence import within_tolerance
+from naima_ros.frames import depth_grid, valid_depth_mask
 from naima_ros.contract import DEFAULTS
 from naima_ros.drops import Drop
 from naima_ros.image_transport import decode_compressed_color, decode_compressed_depth
@@ -50,6 +56,7 @@ __all__ = ["NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
 
 MAX_PIXELS = DEFAULTS["max_input_pixels"]  # compressed inputs: the node's decompression-bomb bound
 NODE_OUTPUT = "naima"  # the method name the node's output images are scored under
+CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class FrameScore:
     rmse: dict = field(default_factory=dict)  # method -> value in the bag's unit
     mae: dict = field(default_factory=dict)
     coverage: dict = field(default_factory=dict)  # method -> fraction in [0, 1]
+    beyond: dict = field(default_factory=dict)  # method -> share of scored pixels beyond tolerance
 
 
 @dataclass
@@ -80,6 +88,19 @@ class Evaluation:
     min_depth: float
     max_depth: float
     methods: tuple[str, ...] = (NODE_OUTPUT,) + BAG_DEFAULT_BASELINES
+    # method -> (bins, 3): per confidence bin, pixels, sum of squared error (unit²), within tolerance
+    confidence_bins: dict = field(default_factory=dict)
+
+    def confidence_rows(self) -> list[dict]:
+        """Per method and confidence bin: pixels, RMSE in the bag's unit, share within tolerance."""
+        rows = []
+        for method, table in self.confidence_bins.items():
+            for i, (count, squared, ok) in enumerate(table):
+                rows.append({"method": method, "bin": f"{CONFIDENCE_BINS[i]:.1f}-{CONFIDENCE_BINS[i + 1]:.1f}",
+                             "pixels": int(count),
+                             "rmse": float(np.sqrt(squared / count)) if count else float("nan"),
+                             "within_tolerance": float(ok / count) if count else float("nan")})
+        return rows
 
     @property
     def served(self) -> list[FrameScore]:
@@ -127,17 +148,35 @@ def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float
     ok = np.isfinite(pred) & gt_valid
     cov = float(ok.sum() / max(gt_valid.sum(), 1))
     if not ok.any():
-        return float("nan"), float("nan"), cov
-    return (metrics.rmse(pred * factor, gt * factor, ok),
-            metrics.mae(pred * factor, gt * factor, ok), cov)
+        return float("nan"), float("nan"), cov, float("nan")
+    return (metrics.rmse(pred * factor, gt * factor, ok), metrics.mae(pred * factor, gt * factor, ok), cov,
+            float(1.0 - within_tolerance(pred[ok], gt[ok]).mean()))
+
+
+def _add_bins(table: np.ndarray, confidence: np.ndarray, pred: np.ndarray, gt: np.ndarray, scored: np.ndarray,
+              factor: float) -> None:
+    index = np.clip(np.digitize(confidence[scored], CONFIDENCE_BINS) - 1, 0, len(table) - 1)
+    error = (pred[scored] - gt[scored]).astype(np.float64) * factor
+    table[:, 0] += np.bincount(index, minlength=len(table))
+    table[:, 1] += np.bincount(index, weights=error**2, minlength=len(table))
+    table[:, 2] += np.bincount(index, weights=within_tolerance(pred[scored], gt[scored]).astype(np.float64),
+                               minlength=len(table))
+
+
+def baseline_scale(rgb_hw: tuple[int, int], depth_hw: tuple[int, int]) -> int:
+    """The scale a baseline is configured with for a bag: the RGB/depth ratio where it is one of
+    ``SCALES``, else the nearest of them (it decides the grid of other size ratios)."""
+    ratio = rgb_hw[1] / max(depth_hw[1], 1)
+    return min(SCALES, key=lambda s: abs(s - ratio))
 
 
 def baseline_predictions(rgb: np.ndarray, depth_lr: np.ndarray, methods=BAG_DEFAULT_BASELINES, *,
-                         min_depth: float | None = None, max_depth: float | None = None) -> dict[str, np.ndarray]:
-    """The baseline predictors on one frame (metres in, metres out; NaN where the LR cell was invalid)."""
-    ratio = rgb.shape[0] // max(depth_lr.shape[0], 1)
-    scale = ratio if ratio in SCALES else None
-    return {m: load_predictor(m, scale=scale, min_depth=min_depth, max_depth=max_depth)(rgb, depth_lr)
+                         min_depth: float | None = None, max_depth: float | None = None, scale: int | None = None,
+                         min_confidence: float = DEFAULTS["min_confidence"]) -> dict:
+    """The baseline predictors on one frame: {method: ``Prediction``} (metres in, metres out)."""
+    scale = scale or baseline_scale(rgb.shape[:2], depth_lr.shape)
+    return {m: load_predictor(m, scale=scale, min_depth=min_depth, max_depth=max_depth,
+                              min_confidence=min_confidence).predict(rgb, depth_lr)
             for m in methods}
 
 
@@ -166,7 +205,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
                  max_depth: float = 10.0, slop: float = 0.02, strip_frame: str = "auto",
                  baselines=BAG_DEFAULT_BASELINES, progress: bool = True, rgb_transport: str = "raw",
                  depth_transport: str = "raw", registration: ServeConfig | None = None,
-                 scale: int | None = None) -> Evaluation:
+                 scale: int | None = None, min_confidence: float = DEFAULTS["min_confidence"]) -> Evaluation:
     """Score a bag holding inputs, ground truth and the node's output images.
 
     Args:
@@ -186,6 +225,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
             node does, with the newest `rgb_info` and `depth_info` CameraInfo before the frame.
         scale: the node's scale (default: ground-truth width / depth width; set it with
             registration, where the depth camera's size need not be the LR grid's).
+        min_confidence: the node's `min_confidence`, given to the baselines.
 
     Raises:
         BagError: a missing topic, an unknown encoding, a truncated or corrupt bag.
@@ -211,6 +251,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
                                   "depth_info": CAMERA_INFO})
         names = reader.frame_names()
         wanted = [inputs.rgb, inputs.depth, topics.gt, topics.out_image]
+        has_confidence = reader.topics.get(topics.out_confidence) == IMAGE
         has_diag = reader.topics.get(topics.diagnostics) == DIAGNOSTIC_ARRAY
         total = sum(c for t, c in reader.message_counts.items() if t in wanted)
 
@@ -229,6 +270,8 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
         if not logs[topics.gt]:
             raise BagError(f"bag {bag}: no message on the ground-truth topic {topics.gt}")
         rgb_stamps = np.array(sorted(logs[inputs.rgb]), dtype=np.int64)
+        confidence_stamps = {raw_stamp_ns(raw, topics.out_confidence, reader.path) for _, _, raw in
+                             reader.raw_messages([topics.out_confidence])} if has_confidence else set()
         frames: list[FrameScore] = []
         need: dict[tuple[str, int], list[int]] = {}  # (topic, stamp) -> frames that use it
         for i, stamp in enumerate(sorted(depth_logs)):
@@ -245,6 +288,8 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
                 raise BagError(f"bag {bag}: no {topics.gt} message stamped {stamp} ns (the "
                                f"ground truth must carry its depth frame's stamp)")
             parts = [(inputs.depth, stamp), (topics.gt, stamp), (topics.out_image, stamp)]
+            if has_confidence and stamp in confidence_stamps:
+                parts.append((topics.out_confidence, stamp))
             if near:
                 parts.append((inputs.rgb, min(near, key=lambda r: abs(r - stamp))))
             for key in parts:
@@ -253,10 +298,12 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
 
         # pass 2: decode only what served frames use; score a frame once its parts are in
         ctx = _Scoring(topics, inputs, min_depth, max_depth, strip_frame, baselines, *unit,
-                       registration=registration if registering else None, scale=scale)
+                       registration=registration if registering else None, scale=scale,
+                       min_confidence=min_confidence)
         pending: dict[int, dict] = {}
         last_diag = None
-        stream = reader.raw_messages(wanted + infos + ([topics.diagnostics] if has_diag else []))
+        stream = reader.raw_messages(wanted + infos + ([topics.diagnostics] if has_diag else [])
+                                     + ([topics.out_confidence] if has_confidence else []))
         with tqdm(total=len(need), unit="msg", desc="score", disable=not progress) as bar:
             for conn, _, raw in stream:
                 if conn.topic == topics.diagnostics:
@@ -283,7 +330,15 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
     diag = deserialize(last_diag[0], last_diag[1], topics.diagnostics) if last_diag else None
     return Evaluation(str(bag), ctx.unit, ctx.scale, frames, lost, how,
                       _diagnostics_drops(diag) if diag is not None else {}, ctx.strip,
-                      min_depth, max_depth, (NODE_OUTPUT, *baselines))
+                      min_depth, max_depth, (NODE_OUTPUT, *baselines), dict(ctx.bins))
+
+
+def _same_aspect(gt_hw: tuple[int, int], lr_hw: tuple[int, int]) -> bool:
+    try:
+        depth_grid(gt_hw, lr_hw, 8)
+    except ValueError:
+        return False
+    return True
 
 
 class _Inputs(NamedTuple):
@@ -335,8 +390,11 @@ class _Scoring:
 
     def __init__(self, topics: Topics, inputs: _Inputs, min_depth: float, max_depth: float,
                  strip_frame: str, baselines: tuple[str, ...], unit: str, factor: float, *,
-                 registration: ServeConfig | None = None, scale: int | None = None):
+                 registration: ServeConfig | None = None, scale: int | None = None,
+                 min_confidence: float = DEFAULTS["min_confidence"]):
         self.topics, self.inputs, self.min_depth, self.max_depth = topics, inputs, min_depth, max_depth
+        self.min_confidence = min_confidence
+        self.bins = collections.defaultdict(lambda: np.zeros((len(CONFIDENCE_BINS) - 1, 3)))
         self.baselines = baselines
         self.strip_frame = strip_frame
         self.unit, self.factor, self.scale = unit, factor, scale or 0
@@ -367,18 +425,25 @@ class _Scoring:
         lr_valid &= valid_depth_mask(lr, self.min_depth, self.max_depth)
         self.scale = self.scale or scale
         preds = {NODE_OUTPUT: pred}
-        if self.inputs.rgb in msgs and lr_valid.any() and \
-                gt.shape == (lr.shape[0] * scale, lr.shape[1] * scale):
+        confidences = {}
+        if t.out_confidence in msgs:
+            confidences[NODE_OUTPUT], _ = decode_depth_msg(msgs[t.out_confidence], t.out_confidence)
+        if self.inputs.rgb in msgs and lr_valid.any() and _same_aspect(gt.shape, lr.shape):
             rgb = self.inputs.decode_rgb(msgs[self.inputs.rgb])
             if rgb.shape[:2] == gt.shape:
-                preds.update(baseline_predictions(rgb, np.where(lr_valid, lr, np.nan).astype(np.float32),
-                                                  self.baselines))
+                answers = baseline_predictions(rgb, np.where(lr_valid, lr, np.nan).astype(np.float32), self.baselines,
+                                               scale=self.fixed_scale, min_confidence=self.min_confidence)
+                preds.update({m: a.depth for m, a in answers.items()})
+                confidences.update({m: a.confidence for m, a in answers.items()})
                 self._strip_candidate(frame, {"rgb": rgb, "gt": gt, "gt_valid": gt_valid,
                                               "preds": preds, "frame": frame,
                                               "factor": self.factor, "unit": self.unit})
         for method, p in preds.items():
-            frame.rmse[method], frame.mae[method], frame.coverage[method] = _score(
+            frame.rmse[method], frame.mae[method], frame.coverage[method], frame.beyond[method] = _score(
                 p, gt, gt_valid, self.factor)
+            if method in confidences and confidences[method].shape == p.shape:
+                _add_bins(self.bins[method], np.nan_to_num(confidences[method]), p, gt, np.isfinite(p) & gt_valid,
+                          self.factor)
 
     def _strip_candidate(self, frame: FrameScore, candidate: dict) -> None:
         if self.strip_frame.isdigit():

@@ -81,6 +81,7 @@ class Topics:
     depth_info: str = TOPICS["depth_info"].absolute  # with register_depth
     gt: str = "/depth_gt/image_rect"
     out_image: str = TOPICS["out_image"].absolute
+    out_confidence: str = TOPICS["out_confidence"].absolute
     out_info: str = TOPICS["out_info"].absolute
     out_points: str = TOPICS["out_points"].absolute
     diagnostics: str = TOPICS["diagnostics"].absolute
@@ -93,7 +94,7 @@ class Topics:
         return (self.rgb, self.rgb_info, self.depth)
 
     def outputs(self) -> tuple[str, ...]:
-        return (self.out_image, self.out_info, self.out_points)
+        return (self.out_image, self.out_confidence, self.out_info, self.out_points)
 
 
 # ---------------------------------------------------------------------- message helpers

@@ -387,7 +387,7 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         for topic, why in reader.skipped.items():
             log(f"note: {topic} is left out of the ROS 1 bag: {why}")
         play = {c.topic: c for c in reader.connections if c.topic not in skipped}
-        record = {topics.out_image: IMAGE, topics.out_info: CAMERA_INFO,
+        record = {topics.out_image: IMAGE, topics.out_confidence: IMAGE, topics.out_info: CAMERA_INFO,
                   topics.diagnostics: DIAGNOSTIC_ARRAY}
         if record_points:
             record[topics.out_points] = POINT_CLOUD

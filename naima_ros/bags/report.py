@@ -7,6 +7,8 @@ interrupted run never leaves a half-written file in place of a good one):
   per_frame_error.png  RMSE of every method per served frame
   latency_hist.png     histogram of stamp-to-publish latency
   strip.png            RGB | baselines | the node's output | ground truth, with |error| maps
+  confidence.csv       per method and confidence bin: pixels, RMSE, share within tolerance
+  reliability.png      the same as a reliability plot and RMSE per confidence bin
 Plots use matplotlib's object API on the Agg canvas (no display, no global pyplot state).
 """
 from __future__ import annotations
@@ -93,16 +95,41 @@ def _csv(ev: Evaluation) -> bytes:
     writer = csv.writer(out)
     header = ["index", "stamp_ns", "name", "served", "has_rgb", "latency_ms"]
     for m in ev.methods:
-        header += [f"rmse_{m}_{ev.unit}", f"mae_{m}_{ev.unit}", f"coverage_{m}"]
+        header += [f"rmse_{m}_{ev.unit}", f"mae_{m}_{ev.unit}", f"coverage_{m}", f"beyond_tolerance_{m}"]
     writer.writerow(header)
     for f in ev.frames:
         row = [f.index, f.stamp, f.name, int(f.served), int(f.has_rgb),
                f"{f.latency_ms:.2f}" if np.isfinite(f.latency_ms) else ""]
         for m in ev.methods:
             row += [f"{d[m]:.6g}" if m in d and np.isfinite(d[m]) else ""
-                    for d in (f.rmse, f.mae, f.coverage)]
+                    for d in (f.rmse, f.mae, f.coverage, f.beyond)]
         writer.writerow(row)
     return out.getvalue().encode()
+
+
+def _confidence_csv(rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["method", "bin", "pixels", "rmse", "within_tolerance"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    return out.getvalue().encode()
+
+
+def _reliability_plot(ev: Evaluation, rows: list[dict], path: Path) -> None:
+    figure = _figure(9.0, 3.4)
+    ax_rel, ax_rmse = figure.subplots(1, 2)
+    ax_rel.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method and r["pixels"]]
+        centres = [float(r["bin"].split("-")[0]) + 0.05 for r in mine]
+        ax_rel.plot(centres, [r["within_tolerance"] for r in mine], "o-", label=method)
+        ax_rmse.plot(centres, [r["rmse"] for r in mine], "o-", label=method)
+    ax_rel.set(xlabel="confidence", ylabel="share within tolerance", xlim=(0, 1), ylim=(0, 1),
+               title="reliability")
+    ax_rmse.set(xlabel="confidence", ylabel=f"RMSE ({ev.unit})", title="RMSE per confidence bin")
+    ax_rel.legend(fontsize=7)
+    _save_png(figure, path)
 
 
 def write_report(ev: Evaluation, folder: str | Path) -> Path:
@@ -121,11 +148,28 @@ def write_report(ev: Evaluation, folder: str | Path) -> Path:
              f"Bag: `{ev.bag}`; {scale}; errors in **{ev.unit}** (the ground truth's unit), "
              f"over pixels valid in the ground truth and the method's output; means over the "
              f"{served} served frames. Valid depth range {ev.min_depth}-{ev.max_depth} m.", "",
-             f"| method | frames | RMSE ({ev.unit}) | MAE ({ev.unit}) | coverage |",
-             "|---|---:|---:|---:|---:|"]
+             f"| method | frames | RMSE ({ev.unit}) | MAE ({ev.unit}) | coverage | beyond tolerance |",
+             "|---|---:|---:|---:|---:|---:|"]
     for m in ev.methods:
         lines.append(f"| {m} | {ev.count(m)} | {ev.mean('rmse', m):.3f} | "
-                     f"{ev.mean('mae', m):.3f} | {100 * ev.mean('coverage', m):.1f}% |")
+                     f"{ev.mean('mae', m):.3f} | {100 * ev.mean('coverage', m):.1f}% | "
+                     f"{100 * ev.mean('beyond', m):.1f}% |")
+    lines += ["", "Beyond tolerance: the share of published pixels off by more than 2 cm + 2 % of the depth."]
+    rows = ev.confidence_rows()
+    if rows:
+        atomic_write_bytes(folder / "confidence.csv", _confidence_csv(rows))
+        _reliability_plot(ev, rows, folder / "reliability.png")
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        lines += ["", "## Confidence", "",
+                  f"Scored pixels pooled per confidence bin: RMSE ({ev.unit}) / share within tolerance "
+                  "(calibrated: the share matches the bin). [confidence.csv](confidence.csv), "
+                  "![reliability](reliability.png)", "",
+                  "| confidence | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+        for b in dict.fromkeys(r["bin"] for r in rows):
+            cells = {r["method"]: r for r in rows if r["bin"] == b}
+            lines.append(f"| {b} | " + " | ".join(
+                f"{cells[m]['rmse']:.3f} / {100 * cells[m]['within_tolerance']:.0f}%" if cells[m]["pixels"] else ""
+                for m in methods) + " |")
     lines += ["", "## Latency and drops", ""]
     if lat.size:
         lines.append(f"- Latency, depth frame published to output received: p50 "

@@ -64,15 +64,16 @@ def serve_pair(server: FrameServer, predictor, rgb_msg, depth_msg, info, config:
     frame = server.serve(predictor, rgb_msg, depth_msg, info, config, depth_info)
     t = TYPESTORE.types
     hdr = header(frame.stamp_ns, frame.frame_id)
-    enc, ci = frame.image, frame.camera_info
-    out = [(topics.out_image, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width,
-                                        enc.step, enc.is_bigendian)),
-           (topics.out_info, t[CAMERA_INFO](
-               header=hdr, height=ci.height, width=ci.width,
-               distortion_model=ci.distortion_model, d=np.asarray(ci.d, dtype=np.float64),
-               k=ci.k, r=ci.r, p=ci.p, binning_x=0, binning_y=0,
-               roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
-                                                         width=0, do_rectify=False)))]
+    ci = frame.camera_info
+    out = [(topic, image_msg(hdr, enc.data, enc.encoding, enc.height, enc.width, enc.step,
+                             enc.is_bigendian))
+           for topic, enc in ((topics.out_image, frame.image),
+                              (topics.out_confidence, frame.confidence_image))]
+    out.append((topics.out_info, t[CAMERA_INFO](
+        header=hdr, height=ci.height, width=ci.width, distortion_model=ci.distortion_model,
+        d=np.asarray(ci.d, dtype=np.float64), k=ci.k, r=ci.r, p=ci.p, binning_x=0, binning_y=0,
+        roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                  do_rectify=False))))
     if frame.points is not None:
         points = frame.points
         ph, pw = points.shape
@@ -255,7 +256,8 @@ def run_bag(input_bag: str | Path, output_bag: str | Path, *, predictor=None,
                     summary.model_s.append(elapsed)
                     bar.set_postfix(served=summary.served, dropped=sum(summary.dropped.values()))
 
-            outputs = {topics.out_image: IMAGE, topics.out_info: CAMERA_INFO}
+            outputs = {topics.out_image: IMAGE, topics.out_confidence: IMAGE,
+                       topics.out_info: CAMERA_INFO}
             if config.publish_points:
                 outputs[topics.out_points] = POINT_CLOUD
             for topic, msgtype in outputs.items():  # listed even if no frame is served

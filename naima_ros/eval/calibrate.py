@@ -11,7 +11,10 @@ fitted by logistic regression.
     python -m naima_ros.eval.calibrate --checkpoint checkpoints/naima_sensor_x8.safetensors  # stamps the file
 
 A checkpoint's calibration is written into its own metadata (``confidence``); the baselines' and the
-generic network entries go to the package's ``confidence_calibration.json``.
+generic network entries go to the package's ``confidence_calibration.json``. Each fit also prints the
+largest ``min_confidence`` that still fills 80 % of the hole pixels of these frames: the node's default
+``min_confidence`` is the smallest of those of the shipped models, rounded down to 0.05 (the rule of
+results/sensor/README.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from naima_ros.confidence import Calibration, confidence_features, fit_calibration, within_tolerance
+from naima_ros.confidence import (HOLE_CONFIDENCE_MAX, Calibration, confidence_features, fit_calibration,
+                                  within_tolerance)
 from naima_ros.data.tof import CONDITIONS, simulate_tof
 
 __all__ = ["HELD_OUT", "calibration_samples", "main"]
@@ -65,11 +69,14 @@ def calibration_samples(predictor, frames, scale: int) -> tuple[np.ndarray, np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def measured_confidence_percentile(calibration: Calibration, features: np.ndarray, q: float) -> float:
-    """The ``q``-th percentile of the confidence of measured pixels (feature ``hole`` 0) under ``calibration``."""
-    measured = features[features[:, 0] == 0]
-    logit = measured @ np.asarray(calibration.weights) + calibration.bias
-    return float(np.percentile(1.0 / (1.0 + np.exp(-logit)), q))
+def hole_confidence_percentile(calibration: Calibration, features: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of the confidence of hole pixels (feature ``hole`` 1) under ``calibration``
+    (capped as published): ``q`` = 20 is the largest ``min_confidence`` that still fills 80 % of the holes."""
+    holes = features[features[:, 0] == 1]
+    if not len(holes):
+        return float("nan")
+    logit = holes @ np.asarray(calibration.weights) + calibration.bias
+    return float(np.percentile(np.minimum(1.0 / (1.0 + np.exp(-logit)), HOLE_CONFIDENCE_MAX), q))
 
 
 def fit_for(predictor, frames, scale: int, label: str) -> Calibration:
@@ -77,8 +84,9 @@ def fit_for(predictor, frames, scale: int, label: str) -> Calibration:
     calibration = fit_calibration(x, y, fitted_on=f"{label}: {len(frames)} rgbdd360 frames (real scenes held out), "
                                                   f"one simulated ToF each, {len(y)} pixels")
     print(f"{label}: {y.mean():.1%} of {len(y)} pixels within tolerance; weights "
-          f"{', '.join(f'{w:.3f}' for w in calibration.weights)}, bias {calibration.bias:.3f}; measured pixels' "
-          f"confidence, 10th percentile: {measured_confidence_percentile(calibration, x, 10):.3f}", file=sys.stderr)
+          f"{', '.join(f'{w:.3f}' for w in calibration.weights)}, bias {calibration.bias:.3f}; "
+          f"{x[:, 0].mean():.1%} hole pixels, 80 % of them at confidence >= "
+          f"{hole_confidence_percentile(calibration, x, 20):.3f}", file=sys.stderr)
     return calibration
 
 

@@ -5,8 +5,6 @@ effects, then the changes applied; a model change loads in the background (`naim
 """
 from __future__ import annotations
 
-import time
-
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.parameter import Parameter
@@ -14,11 +12,10 @@ from rclpy.parameter import Parameter
 from naima_ros.contract import (MODEL_PARAMETERS, PARAMETERS, RENAMED_PARAMETERS, ParameterSpec,
                                 check_parameters, parameter)
 from naima_ros.model_slot import ModelSpec, check_spec
-from naima_ros.serving import ServeConfig, check_scale
+from naima_ros.serving import ServeConfig
 
 __all__ = ["ParameterCallbacks", "declare_parameters", "descriptor", "result"]
 
-SIZES_CURRENT_S = 5.0  # frames decoded this recently are "the frames arriving" (scale check)
 
 
 def descriptor(p: ParameterSpec) -> ParameterDescriptor:
@@ -101,12 +98,6 @@ class ParameterCallbacks:
                     check_spec(spec)
                 except (ValueError, OSError) as exc:
                     reason = f"model not changed: {exc}"
-        sizes = self._server.last_sizes
-        resize = new.get("resize_rgb_to_multiple", self._values["resize_rgb_to_multiple"])
-        if (reason is None and "scale" in new and not resize and sizes is not None
-                and not self._values["register_depth"]  # registration makes the LR grid
-                and time.monotonic() - self._server.last_sizes_at < SIZES_CURRENT_S):
-            reason = check_scale(int(new["scale"]), sizes)
         return result(reason)
 
     def parameters_set_callback(self, params: list[Parameter]) -> None:

@@ -116,8 +116,9 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
     def _activate(self) -> None:
         """Publishers, the worker, then the subscriptions: serving starts."""
         qos_kw = self._qos_kw
-        self._image_pub, self._info_pub, self._points_pub = (
-            self._publisher(role) for role in ("out_image", "out_info", "out_points"))
+        self._image_pub, self._confidence_pub, self._info_pub, self._points_pub = (
+            self._publisher(role)
+            for role in ("out_image", "out_confidence", "out_info", "out_points"))
         self._encoding_pubs = {e: self._publisher(f"out_image_{e.lower()}")
                                for e in self._config.output_encodings}
         self._output_topic = self._image_pub.topic_name  # resolved: names its topic status
@@ -166,8 +167,8 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
                                                       group)
         self._info_sub = self._subscription("rgb_info", self.camera_info_callback, group)
         self._state = "serving"
-        outputs = (self._image_pub, *self._encoding_pubs.values(), self._info_pub,
-                   self._points_pub)
+        outputs = (self._image_pub, *self._encoding_pubs.values(), self._confidence_pub,
+                   self._info_pub, self._points_pub)
         self.get_logger().info(
             f"ready: {self._slot.model.summary()}; {self._slot.model.describe()}; in: "
             f"{', '.join(self._topics.values())}, {self._info_sub.topic_name}; out: "
@@ -183,10 +184,10 @@ class NodePhases(ParameterCallbacks, PairWorker, StatusReporting):
         self._rgb_sub = self._depth_sub = self._info_sub = self._depth_info_sub = None
         self._sync = self._publisher_watch = None
         self._stop_worker()
-        for pub in (self._image_pub, self._info_pub, self._points_pub,
+        for pub in (self._image_pub, self._confidence_pub, self._info_pub, self._points_pub,
                     *self._encoding_pubs.values()):
             self.destroy_publisher(pub)
-        self._image_pub = self._info_pub = self._points_pub = None
+        self._image_pub = self._confidence_pub = self._info_pub = self._points_pub = None
         self._encoding_pubs = {}
 
     def _cleanup(self) -> None:

@@ -100,6 +100,7 @@ class PairWorker:
         self._image_pub.publish(depth_image(frame.image, header))
         for encoding, image in frame.encodings.items():
             self._encoding_pubs[encoding].publish(depth_image(image, header))
+        self._confidence_pub.publish(depth_image(frame.confidence_image, header))
         self._info_pub.publish(camera_info_msg(frame.camera_info, header))
         if frame.points is not None:
             self._points_pub.publish(points_cloud(frame.points, header))
