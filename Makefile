@@ -13,13 +13,14 @@ PY310_VENV ?= .venv-py310
 JAZZY_TESTS ?= test/test_packaging_ros_runtime.py test/test_ros_node.py test/test_ros_bag_parity.py \
   test/test_ros_compat.py test/test_ros_conversions.py test/test_ros_sync.py test/test_serving.py \
   test/test_model_slot.py test/test_resources.py test/test_contract.py test/test_ros_geometry.py \
-  test/test_ros_tf.py test/test_ros_diagnostics.py test/test_ros_node_conventions.py
+  test/test_ros_tf.py test/test_ros_diagnostics.py test/test_ros_node_conventions.py test/test_ros_any_depth.py \
+  test/test_frames_any_size.py test/test_confidence.py
 # The Humble-Python job: ROS-free, torch-free suites on Python 3.10 with the robot's pins.
 PY310_TESTS ?= test/test_depth_codec.py test/test_geometry.py test/test_image_transport.py test/test_registration.py \
   test/test_data_synthetic.py test/test_data_benchmarks.py test/test_data_registry.py test/test_data_nyu.py \
   test/test_data_rgbdd_tofdsr.py test/test_ros_sync.py test/test_serving.py test/test_fsio.py test/test_resources.py \
   test/test_bags_make.py test/test_bags_eval.py test/test_contract.py test/test_bags_ros1.py test/test_health.py \
-  test/test_params_file.py
+  test/test_params_file.py test/test_frames_any_size.py test/test_tof.py test/test_confidence.py
 # The colcon job's pytest run (`colcon test`): the installed package's layout and a few fast suites.
 COLCON_TESTS ?= test/test_packaging_installed.py test/test_depth_codec.py test/test_geometry.py test/test_ros_launch.py
 

@@ -3,6 +3,8 @@
 For each preset and scale, at a 640x480 output (the Upsampler's padding included, as a node runs it):
 - latency: median of --runs forward passes after --warmup ones (``Upsampler.predict_normalised``,
   ``torch.inference_mode``, fp32 and bf16 autocast);
+- the whole predictor ("pred ms"): ``Upsampler.predict`` on uint8 RGB and metres with 5 % holes, as the
+  node calls it (frame preparation, the network, the confidence and the published pixels);
 - achieved GFLOP/s = FLOPs of that forward (``FlopCounterMode`` on the meta device, see
   ``naima_ros.info``) / median latency;
 - ratio = achieved GFLOP/s / the GFLOP/s of one large 3x3 convolution (64->64 channels at 256x256,
@@ -134,13 +136,22 @@ def model_case(preset: str, scale: int, precision: str, height: int, width: int,
             meta_model = info._build(preset, scale, "meta")
     net_h, net_w = info.network_size(model.config, height, width)
     flops = info.count_flops(meta_model, net_h, net_w, device="meta")["flops"]
-    upsampler = Upsampler(model, {}, device="cpu", precision=precision)
+    upsampler = Upsampler(model, meta if is_checkpoint(preset) else {}, device="cpu", precision=precision)
     rgb = torch.randn(1, 3, height // scale * scale, width // scale * scale)
     depth = torch.rand(1, 1, height // scale, width // scale)
     reset = _peak_rss_reset()
     median, times, faults = _time(lambda: upsampler.predict_normalised(rgb, depth), runs, warmup)
+    # the whole predictor as the node calls it: frame preparation, the network, confidence and holes
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rgb_u8 = rng.integers(0, 256, (height // scale * scale, width // scale * scale, 3), dtype=np.uint8)
+    depth_m = (1.0 + rng.random((height // scale, width // scale))).astype(np.float32)
+    depth_m[rng.random(depth_m.shape) < 0.05] = np.nan  # a sensor's holes
+    predictor_median, _, _ = _time(lambda: upsampler.predict(rgb_u8, depth_m), runs, warmup)
     return {"preset": preset, "scale": scale, "precision": precision, "output_size": [height, width],
             "network_size": [net_h, net_w], "flops": flops, "median_s": median, "times_s": times,
+            "predictor_median_s": predictor_median,
             "gflops_per_s": flops / median / 1e9, "peak_rss_mb": round(_peak_rss_mb(), 1),
             "peak_rss_scope": "this configuration (VmHWM reset after the model was built)" if reset
             else "whole process (VmHWM reset unsupported)", "minor_faults_per_forward": faults}
@@ -199,15 +210,16 @@ def machine() -> dict:
 
 
 def table(results: dict) -> str:
-    lines = [f"{'preset':<13}{'x':>3} {'prec':<5}{'alloc':<8}{'net size':>10}{'GFLOP':>8}{'ms':>9}"
-             f"{'GFLOP/s':>9}{'conv':>8}{'ratio':>7}{'RSS MB':>9}{'faults':>9}"]
+    lines = [f"{'preset':<22}{'x':>3} {'prec':<5}{'alloc':<8}{'net size':>10}{'GFLOP':>8}{'ms':>9}"
+             f"{'pred ms':>9}{'GFLOP/s':>9}{'conv':>8}{'ratio':>7}{'RSS MB':>9}{'faults':>9}"]
     for run in results["runs"]:
         for case in run["cases"]:
             conv = run["conv"][case["precision"]]["gflops_per_s"]
             name = Path(case["preset"]).stem if is_checkpoint(case["preset"]) else case["preset"]
-            lines.append(f"{name:<13}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
+            lines.append(f"{name:<22}{case['scale']:>3} {case['precision']:<5}{run['allocator']:<8}"
                          f"{'x'.join(map(str, case['network_size'])):>10}{case['flops'] / 1e9:>8.1f}"
-                         f"{case['median_s'] * 1e3:>9.1f}{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
+                         f"{case['median_s'] * 1e3:>9.1f}{case.get('predictor_median_s', float('nan')) * 1e3:>9.1f}"
+                         f"{case['gflops_per_s']:>9.1f}{conv:>8.1f}"
                          f"{case['ratio_to_conv']:>7.2f}{case['peak_rss_mb']:>9.0f}"
                          f"{case['minor_faults_per_forward']:>9.0f}")
     return "\n".join(lines)

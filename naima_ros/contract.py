@@ -81,9 +81,10 @@ PARAMETERS = (
                   int_range=(4, 16, 4), choices=SCALES),
     ParameterSpec("checkpoint", "shipped",
                   "NAIMA .safetensors checkpoint, or 'shipped': the package's model for the scale "
-                  "(naima_ros.resources.SHIPPED_CHECKPOINTS); '{scale}' is replaced by the scale; a "
-                  "relative path is looked up in the current directory, then in the package share "
-                  "directory"),
+                  "(naima_ros.resources.SHIPPED_CHECKPOINTS), or 'sensor': its model for ToF "
+                  "cameras (SENSOR_CHECKPOINTS: trained on simulated sensor input); '{scale}' is "
+                  "replaced by the scale; a relative path is looked up in the current directory, then "
+                  "in the package share directory"),
     ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
     ParameterSpec("precision", "auto", "auto, fp32, bf16 or fp16 (auto: fp16 on CUDA, fp32 on "
                   "CPU)", choices=PRECISIONS),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["PACKAGE", "SHIPPED", "SHIPPED_CHECKPOINTS", "resolve_checkpoint", "share_dirs"]
+__all__ = ["NAMED_CHECKPOINTS", "PACKAGE", "SENSOR", "SENSOR_CHECKPOINTS", "SHIPPED", "SHIPPED_CHECKPOINTS",
+           "resolve_checkpoint", "share_dirs"]
 
 PACKAGE = "naima_ros"
 # The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads;
@@ -20,6 +21,15 @@ SHIPPED_CHECKPOINTS = {
     8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens
     16: "checkpoints/naima_semantic_x16.safetensors",  # the same recipe at x16
 }
+# The sensor-grade models (fine-tuned on simulated ToF input, with a validity input): the `checkpoint` value
+# "sensor". Better on what a ToF camera sends, worse on the benchmarks' clean LR; results/sensor/README.md.
+SENSOR = "sensor"
+SENSOR_CHECKPOINTS = {
+    4: "checkpoints/naima_sensor_x4.safetensors",
+    8: "checkpoints/naima_sensor_x8.safetensors",
+    16: "checkpoints/naima_sensor_x16.safetensors",
+}
+NAMED_CHECKPOINTS = {SHIPPED: SHIPPED_CHECKPOINTS, SENSOR: SENSOR_CHECKPOINTS}
 
 
 def share_dirs() -> list[Path]:
@@ -38,7 +48,8 @@ def share_dirs() -> list[Path]:
 
 
 def resolve_checkpoint(template: str, scale: int) -> Path:
-    """The checkpoint file for a `checkpoint` value (`{scale}` is replaced, or "shipped") and a scale.
+    """The checkpoint file for a `checkpoint` value (`{scale}` is replaced, or a name of
+    `NAMED_CHECKPOINTS`: "shipped", "sensor") and a scale.
 
     A relative path is looked up in the current directory, then in `share_dirs()`.
 
@@ -47,10 +58,11 @@ def resolve_checkpoint(template: str, scale: int) -> Path:
         FileNotFoundError: no such file (or no shipped model of that scale); the message lists the places
             looked in.
     """
-    if template == SHIPPED:
-        if scale not in SHIPPED_CHECKPOINTS:
-            raise FileNotFoundError(f"no shipped checkpoint for x{scale}; shipped: x{sorted(SHIPPED_CHECKPOINTS)}")
-        template = SHIPPED_CHECKPOINTS[scale]
+    if template in NAMED_CHECKPOINTS:
+        named = NAMED_CHECKPOINTS[template]
+        if scale not in named:
+            raise FileNotFoundError(f"no {template} checkpoint for x{scale}; {template}: x{sorted(named)}")
+        template = named[scale]
     try:
         name = str(template).format(scale=scale)
     except (KeyError, IndexError, ValueError) as exc:

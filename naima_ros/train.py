@@ -238,11 +238,9 @@ def training_frames(cfg: TrainConfig):
     return _Concat(real, scenes), 0
 
 
-class ToFInputs(torch.utils.data.Dataset):
-    """A training dataset whose LR inputs get ToF faults with probability ``prob`` (target unchanged).
-
-    Draws come from (seed, epoch, index), like the crops, so resumed runs see the same faults.
-    """
+class _InputsOf(torch.utils.data.Dataset):
+    """A training dataset that remakes the LR inputs of another one's samples, with probability ``prob``;
+    its draws come from (seed, epoch, index), like the crops, so resumed runs see the same inputs."""
 
     def __init__(self, data, prob: float, scale: int, seed: int):
         self.data, self.prob, self.scale, self.seed, self.epoch = data, prob, scale, seed, 0
@@ -253,6 +251,10 @@ class ToFInputs(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+class ToFInputs(_InputsOf):
+    """LR inputs with ToF faults in normalised units (data.synthetic.degrade_lr_depth; target unchanged)."""
 
     def __getitem__(self, index: int) -> dict:
         from naima_ros.data.synthetic import degrade_lr_depth
@@ -268,26 +270,18 @@ class ToFInputs(torch.utils.data.Dataset):
         return {**sample, "depth_lr": torch.from_numpy(depth)[None]}
 
 
-class SensorInputs(torch.utils.data.Dataset):
+class SensorInputs(_InputsOf):
     """Training samples made the way the node sees a sensor frame (``inputs: sensor``).
 
     From each patch's target in metres: with probability ``prob`` the LR of a ToF camera drawn from
     ``naima_ros.data.tof`` (every component), else the clean ``lr_synthesis`` LR; then the node's own
     preparation (``naima_ros.frames``): robust normalisation from the LR's valid pixels, nearest fill,
     validity. The target is normalised with the LR's numbers, as a deployed prediction is de-normalised.
-    Draws come from (seed, epoch, index), so resumed runs see the same sensors.
     """
 
     def __init__(self, data, prob: float, scale: int, seed: int, lr_synthesis: str):
-        self.data, self.prob, self.scale, self.seed, self.epoch = data, prob, scale, seed, 0
+        super().__init__(data, prob, scale, seed)
         self.lr_synthesis = lr_synthesis
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-        self.data.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.data)
 
     def __getitem__(self, index: int) -> dict:
         from naima_ros.data.tof import simulate_tof

@@ -50,3 +50,15 @@ def shared_data() -> Path:
     if not (path / "gdsr_test").is_dir():
         pytest.skip(f"shared data not found at {path} (set NAIMA_SHARED_DATA); skipping real-data test")
     return path
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """An rclpy context of the test module's own (its ROS_DOMAIN_ID is set when the module is imported)."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)

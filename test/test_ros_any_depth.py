@@ -13,12 +13,11 @@ import threading  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.context import Context  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from naima_ros.contract import DEFAULTS  # noqa: E402
 from naima_ros.depth_codec import decode_depth  # noqa: E402
 from ros_waits import wait_for  # noqa: E402
 from test_ros_node import (K, Running, camera_info, depth_msg, image_msg, next_stamp_ns,  # noqa: E402
@@ -30,19 +29,12 @@ RGB_W, RGB_H = 128, 96  # a 4:3 camera; scale 4 -> a 32 x 24 grid
 
 
 @pytest.fixture(scope="module")
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def node(context):
+def node(ros_context):
     """One bicubic node at scale 4 for the module, with the confidence topic recorded."""
-    r = Running(context, "unused_x4.safetensors", "/naima_any_depth", method="bicubic",
+    r = Running(ros_context, "unused_x4.safetensors", "/naima_any_depth", method="bicubic",
                 overrides={"scale": 4, "max_input_pixels": RGB_W * RGB_H, "warmup_width": RGB_W,
-                           "warmup_height": RGB_H, "publish_points": False},
+                           "warmup_height": RGB_H, "publish_points": False,
+                           "min_confidence": DEFAULTS["min_confidence"]},
                 info=False)
     r.confidences, lock = {}, threading.Lock()
 
@@ -96,7 +88,7 @@ def test_phone_tof_at_a_non_integer_ratio_is_served_at_the_rgb_size(node):
     assert (conf_msg.width, conf_msg.height, conf_msg.encoding) == (RGB_W, RGB_H, "32FC1")
     assert conf_msg.header.stamp == image.header.stamp and conf_msg.header.frame_id == image.header.frame_id
     assert_plane(out)
-    assert np.isfinite(out).all() and (confidence > 0.5).mean() > 0.9
+    assert np.isfinite(out).all() and (confidence > 0.5).mean() > 0.75
 
 
 def test_driver_aligned_dense_and_registration_sparse_depth_are_binned(node):
@@ -122,7 +114,7 @@ def test_holes_are_filled_by_confidence_and_min_confidence_changes_at_run_time(n
             assert ((confidence >= 0) & (confidence <= 1)).all()
             assert (confidence[~np.isfinite(out)] == 0).all()  # no depth, no confidence
     finally:
-        node.node.set_parameters([Parameter("min_confidence", value=0.5)])
+        node.node.set_parameters([Parameter("min_confidence", value=DEFAULTS["min_confidence"])])
     result = node.node.set_parameters([Parameter("min_confidence", value=1.5)])[0]
     assert not result.successful
 

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tof-holes", action="store_true",
                    help="ToF-like holes: blobs, depth edges, dark surfaces, beyond 8 m")
     p.add_argument("--tof-noise", action="store_true", help="ToF-like distance-dependent noise")
+    p.add_argument("--tof-model", action="store_true",
+                   help="the sensor protocol's ToF camera instead (naima_ros.data.tof: footprint means, "
+                   "flying pixels, multipath, noise, dropouts, misregistration; one sensor per frame)")
+    p.add_argument("--real-lr", action="store_true",
+                   help="a frame's own sensor LR where it has one (the RGB-D-D real scenes' phone ToF "
+                   "at 192x144), at its own size")
     p.add_argument("--rate", type=float, default=10.0, help="frame rate, Hz (default 10)")
     p.add_argument("--jitter-ms", type=float, default=2.0, help="stamp jitter sigma (default 2)")
     p.add_argument("--drop-rate", type=float, default=0.03,
@@ -215,14 +221,16 @@ def _make(args) -> int:
                for k, spec in enumerate(args.source)]
     summary = make_bag(
         args.output, sources, size=args.size,
-        lr=LRConfig(args.scale, args.encoding, args.tof_holes, args.tof_noise),
+        lr=LRConfig(args.scale, args.encoding, args.tof_holes, args.tof_noise, args.tof_model, args.real_lr),
         timing=TimingConfig(rate_hz=args.rate, jitter_ms=args.jitter_ms,
                             drop_rate=args.drop_rate, gap_s=args.gap_s),
         topics=_topics(args), storage=args.storage, overwrite=args.overwrite, seed=args.seed,
         progress=not args.no_progress)
     w, h = summary.size
-    print(f"wrote {args.output}: {summary.frames} frames {w}x{h} (depth {w // args.scale}x"
-          f"{h // args.scale}, {args.encoding}), {summary.duration_s:.1f} s; dropped "
+    depth = "each frame's own sensor LR where it has one" if args.real_lr else \
+        f"depth {w // args.scale}x{h // args.scale}"
+    print(f"wrote {args.output}: {summary.frames} frames {w}x{h} ({depth}, {args.encoding}), "
+          f"{summary.duration_s:.1f} s; dropped "
           f"{summary.dropped_rgb} RGB and {summary.dropped_depth} depth frames")
     return 0
 

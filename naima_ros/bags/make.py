@@ -76,12 +76,19 @@ class LRConfig:
         encoding: "16UC1" (mm, 0 invalid) or "32FC1" (m, NaN invalid); the GT topic uses it too.
         tof_holes: lose pixels like a ToF camera: blobs, depth edges, dark surfaces, beyond 8 m.
         tof_noise: distance-dependent Gaussian noise (sigma 2 mm + 4 mm * z^2).
+        tof_model: the ToF camera of the sensor protocol instead (`naima_ros.data.tof`, every
+            component, one sensor drawn per frame): footprint means, flying pixels, multipath,
+            noise, dropouts, misregistration, 1 mm steps.
+        real: use a frame's own sensor LR where it has one (the RGB-D-D real scenes' phone ToF, at
+            its own size: 192x144 under a 512x384 RGB), so `scale` does not apply to it.
     """
 
     scale: int = 8
     encoding: str = "16UC1"
     tof_holes: bool = False
     tof_noise: bool = False
+    tof_model: bool = False
+    real: bool = False
 
 
 # ---------------------------------------------------------------------- frames
@@ -218,6 +225,13 @@ def lr_from_gt(depth_m: np.ndarray, rgb: np.ndarray, config: LRConfig,
     from naima_ros.data.synthetic import DegradationConfig, degrade_depth
 
     s = config.scale
+    if config.tof_model:
+        from naima_ros.data.tof import simulate_tof
+
+        h, w = depth_m.shape[0] // s, depth_m.shape[1] // s
+        crop = (slice(0, h * s), slice(0, w * s))
+        valid = np.isfinite(depth_m[crop]) & (depth_m[crop] > 0)
+        return simulate_tof(np.where(valid, depth_m[crop], 0.0), valid, rgb[crop], (h, w), rng)[0]
     h, w = depth_m.shape[0] // s, depth_m.shape[1] // s
     depth_m = depth_m[:h * s, :w * s]
     valid = np.isfinite(depth_m) & (depth_m > 0)
@@ -331,7 +345,10 @@ def make_bag(output: str | Path, sources: list[list[RGBDFrame]] | list, *, lr: L
                         return int(rng.uniform(*timing.transport_ms) * 1e6)
 
                     depth_m = frame.depth_m  # (H, W) ground truth, NaN where unknown
-                    depth_lr = lr_from_gt(depth_m, frame.rgb, lr, rng)
+                    if lr.real and frame.depth_lr is not None:
+                        depth_lr = frame.depth_lr * np.float32(frame.metres_per_unit)
+                    else:
+                        depth_lr = lr_from_gt(depth_m, frame.rgb, lr, rng)
                     out = [(t_depth + delay(), topics.gt,
                             depth_msg(header(t_depth, FRAME_ID), depth_m, lr.encoding))]
                     if lost not in ("rgb", "both"):
