@@ -16,7 +16,7 @@ sends footprint means with noise, flying pixels, holes and a misregistration. He
    ground truth (no method gains by leaving hard pixels out), 6 px border shaved, in cm, per image,
    then averaged over images.
 4. Holes: the valid ground truth under invalid LR cells. For each method: its RMSE there against
-   elsewhere, and the share it would publish at ``min_confidence`` (the node's default 0.5).
+   elsewhere, and the share it would publish at ``min_confidence`` (the node's default).
 5. Confidence: pooled over all scored pixels, per bin of 0.1: the RMSE and the share within
    ``confidence.TOLERANCE`` (a calibrated confidence has that share at the bin's confidence).
 
