@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["NAMED_CHECKPOINTS", "PACKAGE", "SENSOR", "SENSOR_CHECKPOINTS", "SHIPPED", "SHIPPED_CHECKPOINTS",
-           "resolve_checkpoint", "share_dirs"]
+__all__ = ["FASTDDS_PROFILE_ENV", "NAMED_CHECKPOINTS", "PACKAGE", "SENSOR", "SENSOR_CHECKPOINTS", "SHIPPED",
+           "SHIPPED_CHECKPOINTS", "large_data_profile", "resolve_checkpoint", "share_dirs"]
 
 PACKAGE = "naima_ros"
 # The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads;
@@ -45,6 +45,15 @@ def share_dirs() -> list[Path]:
     if (source_root / "setup.py").is_file():
         dirs.append(source_root)
     return dirs
+
+
+FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+LARGE_DATA_PROFILE = "config/fastdds_large_data.xml"  # without it Fast DDS loses large images between processes
+
+
+def large_data_profile() -> Path | None:
+    """The package's Fast DDS large-data profile (docs/robot.md), None if it is not installed."""
+    return next((d / LARGE_DATA_PROFILE for d in share_dirs() if (d / LARGE_DATA_PROFILE).is_file()), None)
 
 
 def resolve_checkpoint(template: str, scale: int) -> Path:

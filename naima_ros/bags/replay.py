@@ -22,6 +22,7 @@ The only module of `naima_ros.bags` that needs rclpy (imported when a replay sta
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import signal
@@ -40,7 +41,7 @@ from naima_ros.bags.qos import playback_qos
 from naima_ros.bags.run import bag_scale, default_checkpoint
 from naima_ros.contract import DEFAULTS, TOPICS
 from naima_ros.params_file import node_parameters
-from naima_ros.resources import resolve_checkpoint
+from naima_ros.resources import FASTDDS_PROFILE_ENV, large_data_profile, resolve_checkpoint
 
 __all__ = ["ReplaySummary", "node_command", "replay_bag"]
 
@@ -314,6 +315,23 @@ class _DdsSession:
         self._spinner.join(timeout=5)
 
 
+@contextlib.contextmanager
+def _large_data_profile(log):
+    """Fast DDS loses large images between processes without the shipped profile (docs/robot.md): this process
+    and the node it starts use it while the replay runs, unless the environment names one or another RMW."""
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    profile = None if os.environ.get(FASTDDS_PROFILE_ENV) or rmw != "rmw_fastrtps_cpp" else large_data_profile()
+    if profile is None:
+        yield
+        return
+    log(f"note: {FASTDDS_PROFILE_ENV}={profile} (large images between processes)")
+    os.environ[FASTDDS_PROFILE_ENV] = str(profile)
+    try:
+        yield
+    finally:
+        os.environ.pop(FASTDDS_PROFILE_ENV, None)
+
+
 def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
                method: str = DEFAULTS["method"], checkpoint: str | Path | None = None,
                scale: int | None = None, rate: float = 1.0,
@@ -407,49 +425,50 @@ def replay_bag(input_bag: str | Path, output_bag: str | Path, *,
         total = sum(c for t, c in reader.message_counts.items() if t in play)
 
         t_start = time.monotonic()
-        session = _DdsSession(topics, play, record, log, clock=clock)
-        node = None
-        try:
-            with BagWriter(output_bag, storage, overwrite=overwrite,
-                           custom_data=reader.custom_data) as writer:
-                session.start_recording(writer, record)
-                try:
-                    if start_node:
-                        log_path = output_bag.with_name(output_bag.name + ".node.log")
-                        summary.node_log = str(log_path)
-                        log(f"starting the node: {' '.join(cmd[1:4])} ... (log: {log_path})")
-                        node = _Node(cmd, log_path)
-                    session.wait_ready(node, startup_timeout,
-                                       register=bool(node_values["register_depth"]))
-                    with tqdm(total=total, desc=f"replay x{rate:g}", unit="msg",
-                              disable=not progress) as bar:
-                        t0_wall, first_log = time.monotonic() + 0.2, None
-                        for conn, log_ns, raw in reader.raw_messages(play):
-                            if first_log is None:
-                                first_log = log_ns
-                                session.publish_clock(first_log)
-                            session.sleep_until(
-                                t0_wall + (log_ns - first_log) / 1e9 / rate,
-                                lambda now, due=log_ns: min(due, max(first_log, first_log + int(
-                                    (now - t0_wall) * rate * 1e9))))
-                            session.publish_clock(log_ns)
-                            session.publish(conn.topic, conn.msgtype, bytes(raw), conn)
-                            summary.published += 1
-                            bar.update()
-                            bar.set_postfix(outputs=session.recorded[topics.out_image])
-                            if node is not None and not node.alive():
-                                raise BagError(f"the node exited during the replay (code "
-                                               f"{node.proc.returncode}); its log:\n"
-                                               f"{node.tail()}")
-                    session.wait_settled(settle_s, finish_timeout)
-                finally:
-                    session.stop_recording()
-        finally:
-            if node is not None:
-                summary.node_returncode = node.stop()
-            session.close()
-            summary.recorded = collections.Counter(session.recorded)
-            summary.wall_s = time.monotonic() - t_start
+        with _large_data_profile(log):
+            session = _DdsSession(topics, play, record, log, clock=clock)
+            node = None
+            try:
+                with BagWriter(output_bag, storage, overwrite=overwrite,
+                               custom_data=reader.custom_data) as writer:
+                    session.start_recording(writer, record)
+                    try:
+                        if start_node:
+                            log_path = output_bag.with_name(output_bag.name + ".node.log")
+                            summary.node_log = str(log_path)
+                            log(f"starting the node: {' '.join(cmd[1:4])} ... (log: {log_path})")
+                            node = _Node(cmd, log_path)
+                        session.wait_ready(node, startup_timeout,
+                                           register=bool(node_values["register_depth"]))
+                        with tqdm(total=total, desc=f"replay x{rate:g}", unit="msg",
+                                  disable=not progress) as bar:
+                            t0_wall, first_log = time.monotonic() + 0.2, None
+                            for conn, log_ns, raw in reader.raw_messages(play):
+                                if first_log is None:
+                                    first_log = log_ns
+                                    session.publish_clock(first_log)
+                                session.sleep_until(
+                                    t0_wall + (log_ns - first_log) / 1e9 / rate,
+                                    lambda now, due=log_ns: min(due, max(first_log, first_log + int(
+                                        (now - t0_wall) * rate * 1e9))))
+                                session.publish_clock(log_ns)
+                                session.publish(conn.topic, conn.msgtype, bytes(raw), conn)
+                                summary.published += 1
+                                bar.update()
+                                bar.set_postfix(outputs=session.recorded[topics.out_image])
+                                if node is not None and not node.alive():
+                                    raise BagError(f"the node exited during the replay (code "
+                                                   f"{node.proc.returncode}); its log:\n"
+                                                   f"{node.tail()}")
+                        session.wait_settled(settle_s, finish_timeout)
+                    finally:
+                        session.stop_recording()
+            finally:
+                if node is not None:
+                    summary.node_returncode = node.stop()
+                session.close()
+                summary.recorded = collections.Counter(session.recorded)
+                summary.wall_s = time.monotonic() - t_start
     return summary
 
 
