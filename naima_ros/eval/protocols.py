@@ -3,7 +3,7 @@
 ``deployed`` (default; evaluation = deployment)
     Modcrop to s; LR synthesised from the modcropped, normalised GT (antialiased bicubic) and handed,
     in the dataset's depth unit, to each method's predictor (``naima_ros.predictors``) exactly as
-    the node hands a frame to it: uint8 RGB, per-frame normalisation by the LR's own min/max,
+    the node hands a frame to it: uint8 RGB, per-frame normalisation by the LR's robust range (1st-99th percentile),
     nearest-valid fill, support mask, minimal edge padding. The prediction is scored after the
     6-px shave in the reported unit. The 8-bit sets hold 0 as a value and bicubic undershoots it,
     so their LR is shifted by a constant to stay positive (valid for the predictor); per-frame
@@ -63,7 +63,8 @@ class Protocol:
 PROTOCOLS = {
     "deployed": Protocol("deployed", metrics.REFERENCE_SHAVE_PX,
                          "as deployed: every method is the node's predictor, normalising by the LR frame's own "
-                         "min/max; LR from the modcropped GT, minimal edge padding, 6-px shave"),
+                         "robust range (1st-99th percentile); LR from the modcropped GT, minimal edge padding, "
+                         "6-px shave"),
     "reference": Protocol("reference", metrics.REFERENCE_SHAVE_PX,
                           "docs/model.md §4: square zero padding to S in {112..784}, LR synthesised after padding, "
                           "Middlebury/Lu RGB /255 only, 6-px shave, fp32", default_precision="fp32"),
