@@ -222,14 +222,17 @@ def plot_reliability(path: Path, rows: Sequence[dict]) -> None:
     for row_axes, scale in zip(axes, scales):
         ax_rel, ax_rmse = row_axes
         ax_rel.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
+        methods = list(dict.fromkeys(r["method"] for r in tof if r["scale"] == scale))
         for (method, condition) in dict.fromkeys((r["method"], r["condition"]) for r in tof if r["scale"] == scale):
             sel = {r["bin"]: r for r in tof if r["scale"] == scale and r["method"] == method
                    and r["condition"] == condition}
             xs = [c for c, b in zip(centres, _bin_names()) if b in sel]
             label = method if condition == "tof" else f"{method} ({condition})"
-            ax_rel.plot(xs, [sel[b]["within_tolerance"] for b in _bin_names() if b in sel], "o-", label=label)
-            ax_rmse.plot(xs, [sel[b]["rmse_cm"] for b in _bin_names() if b in sel], "o-", label=label)
-        ax_rel.set(xlabel="confidence", ylabel="share within tolerance", title=f"x{scale} reliability (tof)",
+            style = dict(color=f"C{methods.index(method) % 10}", marker="o",  # a method's colour; real scenes dashed
+                         linestyle="-" if condition == "tof" else "--", label=label)
+            ax_rel.plot(xs, [sel[b]["within_tolerance"] for b in _bin_names() if b in sel], **style)
+            ax_rmse.plot(xs, [sel[b]["rmse_cm"] for b in _bin_names() if b in sel], **style)
+        ax_rel.set(xlabel="confidence", ylabel="share within tolerance", title=f"x{scale} reliability (real: dashed)",
                    xlim=(0, 1), ylim=(0, 1))
         ax_rmse.set(xlabel="confidence", ylabel="RMSE (cm)", yscale="log", title=f"x{scale} RMSE per confidence bin")
         ax_rel.legend(fontsize=7)
