@@ -53,7 +53,7 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="module")
-def ros_context():
+def context():
     """An rclpy context of the test module's own (its ROS_DOMAIN_ID is set when the module is imported)."""
     import rclpy
     from rclpy.context import Context

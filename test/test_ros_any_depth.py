@@ -29,9 +29,9 @@ RGB_W, RGB_H = 128, 96  # a 4:3 camera; scale 4 -> a 32 x 24 grid
 
 
 @pytest.fixture(scope="module")
-def node(ros_context):
+def node(context):
     """One bicubic node at scale 4 for the module, with the confidence topic recorded."""
-    r = Running(ros_context, "unused_x4.safetensors", "/naima_any_depth", method="bicubic",
+    r = Running(context, "unused_x4.safetensors", "/naima_any_depth", method="bicubic",
                 overrides={"scale": 4, "max_input_pixels": RGB_W * RGB_H, "warmup_width": RGB_W,
                            "warmup_height": RGB_H, "publish_points": False,
                            "min_confidence": DEFAULTS["min_confidence"]},
