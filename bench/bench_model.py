@@ -23,6 +23,7 @@ Usage:
     .venv/bin/python bench/bench_model.py --big                 # + naima/reference x8
     .venv/bin/python bench/bench_model.py --quick --scales 8    # a short look while developing
     .venv/bin/python bench/bench_model.py --presets light,light_guided --scales 8 --precisions fp32 --allocators tuned
+    .venv/bin/python bench/bench_model.py --checkpoints A,B --scales 8 --precisions fp32 --interleave   # A/B ratios
 Writes bench/results/model_<date>.json and prints a table. See bench/README.md.
 """
 from __future__ import annotations
@@ -117,8 +118,9 @@ def is_checkpoint(case_preset: str) -> bool:
     return case_preset.endswith(".safetensors")
 
 
-def model_case(preset: str, scale: int, precision: str, height: int, width: int, runs: int, warmup: int) -> dict:
-    """Latency, FLOPs and peak RSS of one preset (or checkpoint file)/scale/precision at height x width."""
+def prepare_case(preset: str, scale: int, precision: str, height: int, width: int) -> tuple[dict, object, object]:
+    """(the case's fields, network call, whole-predictor call) of one preset (or checkpoint file)/scale/precision."""
+    import numpy as np
     import torch
 
     from naima_ros import info
@@ -139,22 +141,49 @@ def model_case(preset: str, scale: int, precision: str, height: int, width: int,
     upsampler = Upsampler(model, meta if is_checkpoint(preset) else {}, device="cpu", precision=precision)
     rgb = torch.randn(1, 3, height // scale * scale, width // scale * scale)
     depth = torch.rand(1, 1, height // scale, width // scale)
-    reset = _peak_rss_reset()
-    median, times, faults = _time(lambda: upsampler.predict_normalised(rgb, depth), runs, warmup)
     # the whole predictor as the node calls it: frame preparation, the network, confidence and holes
-    import numpy as np
-
     rng = np.random.default_rng(0)
     rgb_u8 = rng.integers(0, 256, (height // scale * scale, width // scale * scale, 3), dtype=np.uint8)
     depth_m = (1.0 + rng.random((height // scale, width // scale))).astype(np.float32)
     depth_m[rng.random(depth_m.shape) < 0.05] = np.nan  # a sensor's holes
-    predictor_median, _, _ = _time(lambda: upsampler.predict(rgb_u8, depth_m), runs, warmup)
-    return {"preset": preset, "scale": scale, "precision": precision, "output_size": [height, width],
-            "network_size": [net_h, net_w], "flops": flops, "median_s": median, "times_s": times,
-            "predictor_median_s": predictor_median,
-            "gflops_per_s": flops / median / 1e9, "peak_rss_mb": round(_peak_rss_mb(), 1),
+    fields = {"preset": preset, "scale": scale, "precision": precision, "output_size": [height, width],
+              "network_size": [net_h, net_w], "flops": flops}
+    return fields, lambda: upsampler.predict_normalised(rgb, depth), lambda: upsampler.predict(rgb_u8, depth_m)
+
+
+def model_case(preset: str, scale: int, precision: str, height: int, width: int, runs: int, warmup: int) -> dict:
+    """Latency, FLOPs and peak RSS of one preset (or checkpoint file)/scale/precision at height x width."""
+    fields, network, predictor = prepare_case(preset, scale, precision, height, width)
+    reset = _peak_rss_reset()
+    median, times, faults = _time(network, runs, warmup)
+    predictor_median, _, _ = _time(predictor, runs, warmup)
+    return {**fields, "median_s": median, "times_s": times, "predictor_median_s": predictor_median,
+            "gflops_per_s": fields["flops"] / median / 1e9, "peak_rss_mb": round(_peak_rss_mb(), 1),
             "peak_rss_scope": "this configuration (VmHWM reset after the model was built)" if reset
             else "whole process (VmHWM reset unsupported)", "minor_faults_per_forward": faults}
+
+
+def interleaved_cases(specs: list[tuple[str, int, str]], height: int, width: int, runs: int, warmup: int) -> list:
+    """Every case timed once per round, `runs` rounds: a loaded machine's drift hits every case alike, so the
+    ratios between cases hold (timing one case after the other, ratios moved by 20 % under a trainer's load)."""
+    prepared = [prepare_case(*spec, height, width) for spec in specs]
+    for _, network, predictor in prepared:
+        for _ in range(warmup):
+            network()
+            predictor()
+    times, faults = [([], []) for _ in prepared], _minor_faults()
+    for _ in range(runs):
+        for (_, network, predictor), (net_times, pred_times) in zip(prepared, times):
+            for call, into in ((network, net_times), (predictor, pred_times)):
+                start = time.perf_counter()
+                call()
+                into.append(time.perf_counter() - start)
+    faults = (_minor_faults() - faults) / max(2 * runs * len(prepared), 1)  # all cases together
+    return [{**fields, "median_s": statistics.median(net), "times_s": net,
+             "predictor_median_s": statistics.median(pred),
+             "gflops_per_s": fields["flops"] / statistics.median(net) / 1e9, "peak_rss_mb": round(_peak_rss_mb(), 1),
+             "peak_rss_scope": "whole process (interleaved)", "minor_faults_per_forward": faults}
+            for (fields, _, _), (net, pred) in zip(prepared, times)]
 
 
 def child(config: dict) -> dict:
@@ -167,14 +196,15 @@ def child(config: dict) -> dict:
               "threads": torch.get_num_threads(), "conv": {}, "cases": []}
     for precision in config["precisions"]:
         result["conv"][precision] = conv_peak(precision, config["runs"], config["warmup"])
-    for preset, scale in config["cases"]:
-        for precision in config["precisions"]:
-            case = model_case(preset, scale, precision, config["height"], config["width"], config["runs"],
-                              config["warmup"])
-            case["ratio_to_conv"] = case["gflops_per_s"] / result["conv"][precision]["gflops_per_s"]
-            result["cases"].append(case)
-            print(f"  [{config['allocator']}] {preset} x{scale} {precision}: {case['median_s'] * 1e3:.0f} ms, "
-                  f"{case['gflops_per_s']:.1f} GFLOP/s", file=sys.stderr, flush=True)
+    specs = [(preset, scale, precision) for preset, scale in config["cases"] for precision in config["precisions"]]
+    cases = (interleaved_cases(specs, config["height"], config["width"], config["runs"], config["warmup"])
+             if config.get("interleave") else
+             (model_case(*spec, config["height"], config["width"], config["runs"], config["warmup"]) for spec in specs))
+    for case in cases:
+        case["ratio_to_conv"] = case["gflops_per_s"] / result["conv"][case["precision"]]["gflops_per_s"]
+        result["cases"].append(case)
+        print(f"  [{config['allocator']}] {case['preset']} x{case['scale']} {case['precision']}: "
+              f"{case['median_s'] * 1e3:.0f} ms, {case['gflops_per_s']:.1f} GFLOP/s", file=sys.stderr, flush=True)
     return result
 
 
@@ -240,6 +270,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="--runs 2 --warmup 1: a short look")
     parser.add_argument("--size", default="480x640", help="output HxW (default 480x640)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--interleave", action="store_true", help="time every configuration once per round "
+                        "instead of one after the other: ratios that hold on a loaded machine (no per-case RSS)")
     parser.add_argument("--output", help="JSON path (default bench/results/model_<date>.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -263,7 +295,7 @@ def main(argv=None) -> int:
     cases = ([(p, s) for p in presets for s in scales] + [(c, s) for c in checkpoints for s in scales]
              + ([("naima", 8), ("reference", 8)] if args.big else []))
     config = {"cases": cases, "precisions": precisions, "runs": args.runs, "warmup": args.warmup,
-              "height": height, "width": width, "threads": args.threads}
+              "height": height, "width": width, "threads": args.threads, "interleave": args.interleave}
     started = time.perf_counter()
     results = {"tool": "bench/bench_model.py", "date": dt.datetime.now().isoformat(timespec="seconds"),
                "machine": machine(), "config": config, "tuned_malloc_env": TUNED_MALLOC, "runs": []}
