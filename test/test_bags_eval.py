@@ -223,3 +223,16 @@ def test_compressed_inputs_score_as_the_raw_recording(tmp_path, capsys):
     assert main(["eval", str(compressed), "--report", str(tmp_path / "rep"), "--no-progress",
                  "--rgb-transport", "compressed", "--depth-transport", "compressedDepth"]) == 0
     assert "guided_filter" in capsys.readouterr().out
+
+
+def test_unserved_frames_the_node_never_counted_are_called_lost_on_the_way(tmp_path):
+    """One frame is not served (skip=(1,)): explained by a counted drop, or flagged as lost between processes
+    when the node's diagnostics count none; without diagnostics nothing is claimed."""
+    counted = evaluate_bag(fake_node_bag(tmp_path / "a", diag=diagnostics(superseded=1)), progress=False)
+    assert counted.never_reached() == "" and "never counted" not in counted.table()
+    lost = evaluate_bag(fake_node_bag(tmp_path / "b", diag=diagnostics()), progress=False)
+    assert lost.node_drops == {}
+    assert lost.never_reached().startswith("1 unserved frame(s) the node never counted as a drop")
+    assert "Fast DDS profile" in lost.table()
+    silent = evaluate_bag(fake_node_bag(tmp_path / "c"), progress=False)
+    assert silent.node_drops is None and silent.never_reached() == ""

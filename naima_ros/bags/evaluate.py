@@ -83,7 +83,7 @@ class Evaluation:
     frames: list[FrameScore]
     recording_lost: int
     recording_lost_source: str
-    node_drops: dict
+    node_drops: dict | None  # the node's drops by reason (last /diagnostics); None: no diagnostics recorded
     strip: dict | None  # arrays of one frame for the qualitative figure
     min_depth: float
     max_depth: float
@@ -141,7 +141,16 @@ class Evaluation:
         if self.node_drops:
             lines.append("node drop reasons (diagnostics): " + ", ".join(
                 f"{k} {v}" for k, v in sorted(self.node_drops.items())))
+        if self.never_reached():
+            lines.append(self.never_reached())
         return "\n".join(lines)
+
+    def never_reached(self) -> str:
+        """A line when frames went unserved that the node's own diagnostics never counted as dropped."""
+        unexplained = (len(self.frames) - len(self.served) - self.no_rgb - sum(self.node_drops.values())
+                       if self.node_drops is not None else 0)
+        return (f"{unexplained} unserved frame(s) the node never counted as a drop: lost between processes? "
+                f"(large images need the Fast DDS profile, docs/robot.md)") if unexplained > 0 else ""
 
 
 def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float):
@@ -191,14 +200,14 @@ def _recording_lost(names: dict[int, str], depth_stamps: list[int]) -> tuple[int
     return lost, "estimated from gaps in the depth stamps"
 
 
-def _diagnostics_drops(msg) -> dict:
+def _diagnostics_drops(msg) -> dict | None:
     for status in msg.status:
         values = {kv.key: kv.value for kv in status.values}
         drops = {k.split(".", 1)[1]: int(float(v)) for k, v in values.items()
                  if k.startswith("dropped.")}
-        if drops or "frames_published" in values:
+        if drops or "frames_published" in values or "dropped_total" in values:
             return drops
-    return {}
+    return None
 
 
 def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float = 0.1,
@@ -329,7 +338,7 @@ def evaluate_bag(bag: str | Path, *, topics: Topics = Topics(), min_depth: float
     lost, how = _recording_lost(names, list(depth_logs))
     diag = deserialize(last_diag[0], last_diag[1], topics.diagnostics) if last_diag else None
     return Evaluation(str(bag), ctx.unit, ctx.scale, frames, lost, how,
-                      _diagnostics_drops(diag) if diag is not None else {}, ctx.strip,
+                      _diagnostics_drops(diag) if diag is not None else None, ctx.strip,
                       min_depth, max_depth, (NODE_OUTPUT, *baselines), dict(ctx.bins))
 
 
