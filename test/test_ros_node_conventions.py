@@ -27,8 +27,8 @@ from tf2_double import make_tf2_double, transform
 pytestmark = pytest.mark.ros
 
 RGB_FRAME, DEPTH_FRAME = "camera_color_optical_frame", "tof_optical_frame"
-# test_ros_node's fixtures: its rclpy context, its shared node (per method) and fresh nodes
-context, running, fresh = test_ros_node.context, test_ros_node.running, test_ros_node.fresh
+# test_ros_node's fixtures: its shared node (per method) and fresh nodes (the rclpy context is conftest's)
+running, fresh = test_ros_node.running, test_ros_node.fresh
 
 
 def main_status(h):
