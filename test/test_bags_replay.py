@@ -171,30 +171,30 @@ def test_the_node_parameters_come_from_the_params_file_and_the_command_line(tmp_
 
 
 def test_sigterm_stops_the_node_and_keeps_the_bag(tmp_path, input_bag, tiny_checkpoint):
+    import re
     import shutil
     import signal
-    import subprocess
-    import sys
     import time
     ckpt = tmp_path / "sigterm_test_model.safetensors"  # a unique path to find the node by
     shutil.copy(tiny_checkpoint(scale=S), ckpt)
     out = tmp_path / "out"
-    log = tmp_path / "out.node.log"
-    proc = subprocess.Popen([sys.executable, "-m", "naima_ros.bags.cli", "--no-progress",
-                             "replay", str(input_bag), str(out), "--checkpoint", str(ckpt),
-                             "--rate", "0.05", "--param", "device:=cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (log.is_file() and "ready: model" in log.read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.2)
-        time.sleep(1.5)  # mid-replay: 4 frames at 0.05 x 10 Hz take ~6 s
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err_path = tmp_path / "replay.err"
+    with open(err_path, "w") as err_file:  # the progress bar goes there: it says when a message was published
+        proc = subprocess.Popen([sys.executable, "-m", "naima_ros.bags.cli", "replay", str(input_bag), str(out),
+                                 "--checkpoint", str(ckpt), "--rate", "0.05", "--param", "device:=cpu"],
+                                stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            # mid-replay: a frame's 4 messages published of 16 (~6 s)
+            while max(map(int, re.findall(r"\| *(\d+)/\d+ \[", err_path.read_text())), default=0) < 4:
+                assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    err = err_path.read_text()
     assert proc.returncode == 130, err
     assert "interrupted; the output bag keeps what was written" in err
     with BagReader(out) as reader:  # finalised: readable, holding what was published
