@@ -5,7 +5,7 @@
 1. `naima-bag make`: a procedural sequence (a camera panning through rendered rooms, ToF-like
    holes and noise, 16UC1 depth at 1/8 of the RGB size, 10 Hz with jitter and a few lost frames)
    followed, after a pause, by the real Middlebury 2014 Motorcycle frame (scikit-image).
-2. `naima-bag replay`: start `naima_node` with the committed demo checkpoint, publish the bag to
+2. `naima-bag replay`: start `naima_node` with its default x8 model (or `--checkpoint`), publish the bag to
    it over DDS (localhost only) at `--rate` x the recorded rate and record what it publishes.
 3. `naima-bag eval`: NAIMA vs bicubic vs the guided filter on the served frames, latency, drops;
    the table is printed and the report (markdown, CSV, PNGs) written to `<out>/report/`.
@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-data", type=Path,
                    help="the shared data folder (for dataset --source names; optional)")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    p.add_argument("--checkpoint", type=Path,
-                   help="default: the committed checkpoints/naima_light_x8_demo.safetensors")
+    p.add_argument("--checkpoint", help="a .safetensors file or a name (shipped, sensor); default: the node's x8 "
+                   "default (shipped)")
     p.add_argument("--frames", type=int, default=80, help="procedural frames (default 80)")
     p.add_argument("--size", default="320x240", help="RGB / output size WxH (default 320x240)")
     p.add_argument("--rate", type=float, default=0.25,
@@ -60,19 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     from naima_ros.bags.replay import replay_bag
     from naima_ros.bags.report import write_report
     from naima_ros.bags.run import default_checkpoint
+    from naima_ros.resources import resolve_checkpoint
 
     progress = not args.no_progress
     t_start = time.monotonic()
     try:
-        checkpoint = args.checkpoint or default_checkpoint(DEMO_SCALE)
+        checkpoint = (resolve_checkpoint(args.checkpoint, DEMO_SCALE) if args.checkpoint
+                      else default_checkpoint(DEMO_SCALE))
     except BagError as exc:
-        print(f"demo: the demo checkpoint is missing: {exc}\n"
-              f"demo: it is committed as checkpoints/naima_light_x8_demo.safetensors once trained; "
-              f"pass --checkpoint FILE to use another x{DEMO_SCALE} NAIMA checkpoint",
-              file=sys.stderr)
+        print(f"demo: the node's default x{DEMO_SCALE} checkpoint is missing: {exc}\n"
+              f"demo: pass --checkpoint FILE to use another x{DEMO_SCALE} NAIMA checkpoint", file=sys.stderr)
         return 1
-    if not Path(checkpoint).is_file():
-        print(f"demo: checkpoint {checkpoint} does not exist", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"demo: checkpoint {args.checkpoint} does not exist: {exc}", file=sys.stderr)
         return 1
     width, height = (int(v) for v in args.size.lower().split("x"))
     out = Path(args.out)
