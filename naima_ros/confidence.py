@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "FEATURES", "HOLE_CONFIDENCE_MAX", "TOLERANCE", "Calibration", "Prediction",
-           "calibration_for", "check_min_confidence", "confidence_features", "finish_prediction", "fit_calibration",
-           "within_tolerance"]
+__all__ = ["CONFIDENCE_BINS", "DEFAULT_MIN_CONFIDENCE", "FEATURES", "HOLE_CONFIDENCE_MAX", "TOLERANCE", "Calibration",
+           "Prediction", "add_to_bins", "bin_names", "bin_stats", "bin_table", "calibration_for",
+           "check_min_confidence", "confidence_features", "finish_prediction", "fit_calibration", "within_tolerance"]
 
 FEATURES = ("hole", "distance", "spread", "departure", "depth")
 TOLERANCE = (0.02, 0.02)  # a pixel is right when |error| <= 0.02 m + 0.02 x depth
@@ -191,3 +191,31 @@ def fit_calibration(features: np.ndarray, correct: np.ndarray, fitted_on: str = 
     weights = theta[1:] / std
     bias = theta[0] - float(np.sum(weights * mean))
     return Calibration(tuple(float(w) for w in weights), float(bias), fitted_on)
+
+
+# ---------------------------------------------------------------------- reliability tables
+CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)  # the bins of every reliability table (naima-eval, naima-bag eval)
+
+
+def bin_names() -> list[str]:
+    return [f"{CONFIDENCE_BINS[i]:.1f}-{CONFIDENCE_BINS[i + 1]:.1f}" for i in range(len(CONFIDENCE_BINS) - 1)]
+
+
+def bin_table() -> np.ndarray:
+    """An empty reliability table: per confidence bin, pixels, sum of squared error, pixels within tolerance."""
+    return np.zeros((len(CONFIDENCE_BINS) - 1, 3))
+
+
+def add_to_bins(table: np.ndarray, confidence: np.ndarray, error: np.ndarray, ok: np.ndarray) -> None:
+    """Pool scored pixels (1-D: their confidence, error and whether within tolerance) into `table`."""
+    index = np.clip(np.digitize(confidence, CONFIDENCE_BINS) - 1, 0, len(table) - 1)
+    table[:, 0] += np.bincount(index, minlength=len(table))
+    table[:, 1] += np.bincount(index, weights=error.astype(np.float64) ** 2, minlength=len(table))
+    table[:, 2] += np.bincount(index, weights=ok.astype(np.float64), minlength=len(table))
+
+
+def bin_stats(table: np.ndarray) -> list[tuple[str, int, float, float]]:
+    """Per bin: name, pixels, RMSE (the error's unit) and share within tolerance (NaN for an empty bin)."""
+    return [(name, int(count), float(np.sqrt(squared / count)) if count else float("nan"),
+             float(ok / count) if count else float("nan"))
+            for name, (count, squared, ok) in zip(bin_names(), table)]

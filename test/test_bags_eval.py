@@ -236,3 +236,10 @@ def test_unserved_frames_the_node_never_counted_are_called_lost_on_the_way(tmp_p
     assert "Fast DDS profile" in lost.table()
     silent = evaluate_bag(fake_node_bag(tmp_path / "c"), progress=False)
     assert silent.node_drops is None and silent.never_reached() == ""
+
+
+def test_min_confidence_outside_0_1_is_a_clear_error(tmp_path, capsys):
+    bag = fake_node_bag(tmp_path)
+    assert main(["eval", str(bag), "--report", str(tmp_path / "r"), "--min-confidence", "1.5"]) == 2
+    assert "--min-confidence must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -249,8 +249,8 @@ def _run(args) -> int:
                          exact_sync=args.exact_sync, rgb_transport=args.rgb_transport,
                          depth_transport=args.depth_transport, min_confidence=args.min_confidence,
                          **_registration(args))
-    reason = _check_min_confidence(args) or check_parameters(
-        {"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
+    _check_min_confidence(args)
+    reason = check_parameters({"min_depth": args.min_depth, "max_depth": args.max_depth}, {})
     if reason:
         raise BagError(reason)
     summary = run_bag(args.input, args.output, method=args.method, checkpoint=args.checkpoint,
@@ -317,9 +317,7 @@ def _eval(args) -> int:
     from naima_ros.bags.report import write_report
     from naima_ros.serving import ServeConfig
 
-    reason = _check_min_confidence(args)
-    if reason:
-        raise BagError(reason)
+    _check_min_confidence(args)
     ev = evaluate_bag(args.bag, topics=_topics(args), min_depth=args.min_depth,
                       max_depth=args.max_depth, slop=args.slop, strip_frame=args.strip_frame,
                       baselines=args.baselines, progress=not args.no_progress,
@@ -331,10 +329,14 @@ def _eval(args) -> int:
     return 0
 
 
-def _check_min_confidence(args) -> str | None:
-    if not 0.0 <= args.min_confidence <= 1.0:
-        return f"--min-confidence must be in [0, 1], got {args.min_confidence}"
-    return None
+def _check_min_confidence(args) -> None:
+    """--min-confidence by the predictors' own check (`naima_ros.confidence`), as a bag-tool error."""
+    from naima_ros.confidence import check_min_confidence
+
+    try:
+        check_min_confidence(args.min_confidence)
+    except ValueError as exc:
+        raise BagError(f"--{exc}".replace("min_confidence", "min-confidence", 1)) from exc
 
 
 def _terminate(signum, frame):

@@ -42,7 +42,7 @@ from naima_ros.bags.io import (CAMERA_INFO, COMPRESSED_IMAGE, DIAGNOSTIC_ARRAY, 
                                Topics, decode_depth_msg, decode_rgb_msg, deserialize, raw_stamp_ns,
                                unit_of)
 from naima_ros.eval import metrics
-from naima_ros.confidence import within_tolerance
+from naima_ros.confidence import add_to_bins, bin_stats, bin_table, within_tolerance
 from naima_ros.frames import depth_grid, valid_depth_mask
 from naima_ros.contract import DEFAULTS
 from naima_ros.drops import Drop
@@ -56,7 +56,6 @@ __all__ = ["NODE_OUTPUT", "Evaluation", "FrameScore", "baseline_predictions",
 
 MAX_PIXELS = DEFAULTS["max_input_pixels"]  # compressed inputs: the node's decompression-bomb bound
 NODE_OUTPUT = "naima"  # the method name the node's output images are scored under
-CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
 
 
 @dataclass
@@ -93,14 +92,8 @@ class Evaluation:
 
     def confidence_rows(self) -> list[dict]:
         """Per method and confidence bin: pixels, RMSE in the bag's unit, share within tolerance."""
-        rows = []
-        for method, table in self.confidence_bins.items():
-            for i, (count, squared, ok) in enumerate(table):
-                rows.append({"method": method, "bin": f"{CONFIDENCE_BINS[i]:.1f}-{CONFIDENCE_BINS[i + 1]:.1f}",
-                             "pixels": int(count),
-                             "rmse": float(np.sqrt(squared / count)) if count else float("nan"),
-                             "within_tolerance": float(ok / count) if count else float("nan")})
-        return rows
+        return [{"method": method, "bin": name, "pixels": pixels, "rmse": rmse, "within_tolerance": within}
+                for method, table in self.confidence_bins.items() for name, pixels, rmse, within in bin_stats(table)]
 
     @property
     def served(self) -> list[FrameScore]:
@@ -141,8 +134,8 @@ class Evaluation:
         if self.node_drops:
             lines.append("node drop reasons (diagnostics): " + ", ".join(
                 f"{k} {v}" for k, v in sorted(self.node_drops.items())))
-        if self.never_reached():
-            lines.append(self.never_reached())
+        if lost := self.never_reached():
+            lines.append(lost)
         return "\n".join(lines)
 
     def never_reached(self) -> str:
@@ -160,16 +153,6 @@ def _score(pred: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray, factor: float
         return float("nan"), float("nan"), cov, float("nan")
     return (metrics.rmse(pred * factor, gt * factor, ok), metrics.mae(pred * factor, gt * factor, ok), cov,
             float(1.0 - within_tolerance(pred[ok], gt[ok]).mean()))
-
-
-def _add_bins(table: np.ndarray, confidence: np.ndarray, pred: np.ndarray, gt: np.ndarray, scored: np.ndarray,
-              factor: float) -> None:
-    index = np.clip(np.digitize(confidence[scored], CONFIDENCE_BINS) - 1, 0, len(table) - 1)
-    error = (pred[scored] - gt[scored]).astype(np.float64) * factor
-    table[:, 0] += np.bincount(index, minlength=len(table))
-    table[:, 1] += np.bincount(index, weights=error**2, minlength=len(table))
-    table[:, 2] += np.bincount(index, weights=within_tolerance(pred[scored], gt[scored]).astype(np.float64),
-                               minlength=len(table))
 
 
 def baseline_scale(rgb_hw: tuple[int, int], depth_hw: tuple[int, int]) -> int:
@@ -403,7 +386,7 @@ class _Scoring:
                  min_confidence: float = DEFAULTS["min_confidence"]):
         self.topics, self.inputs, self.min_depth, self.max_depth = topics, inputs, min_depth, max_depth
         self.min_confidence = min_confidence
-        self.bins = collections.defaultdict(lambda: np.zeros((len(CONFIDENCE_BINS) - 1, 3)))
+        self.bins = collections.defaultdict(bin_table)
         self.baselines = baselines
         self.strip_frame = strip_frame
         self.unit, self.factor, self.scale = unit, factor, scale or 0
@@ -451,8 +434,10 @@ class _Scoring:
             frame.rmse[method], frame.mae[method], frame.coverage[method], frame.beyond[method] = _score(
                 p, gt, gt_valid, self.factor)
             if method in confidences and confidences[method].shape == p.shape:
-                _add_bins(self.bins[method], np.nan_to_num(confidences[method]), p, gt, np.isfinite(p) & gt_valid,
-                          self.factor)
+                scored = np.isfinite(p) & gt_valid
+                add_to_bins(self.bins[method], np.nan_to_num(confidences[method])[scored],
+                            (p[scored] - gt[scored]).astype(np.float64) * self.factor,
+                            within_tolerance(p[scored], gt[scored]))
 
     def _strip_candidate(self, frame: FrameScore, candidate: dict) -> None:
         if self.strip_frame.isdigit():

@@ -183,8 +183,8 @@ def write_report(ev: Evaluation, folder: str | Path) -> Path:
     if ev.node_drops:
         lines.append("- Node drop reasons (last /diagnostics): " + ", ".join(
             f"`{k}` {v}" for k, v in sorted(ev.node_drops.items())) + ".")
-    if ev.never_reached():
-        lines.append(f"- {ev.never_reached()}.")
+    if lost := ev.never_reached():
+        lines.append(f"- {lost}.")
     lines += ["", "## Plots", "", "![per-frame error](per_frame_error.png)", "",
               "![latency histogram](latency_hist.png)", ""]
     if has_strip:

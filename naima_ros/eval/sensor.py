@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from naima_ros.confidence import DEFAULT_MIN_CONFIDENCE, within_tolerance
+from naima_ros.confidence import (CONFIDENCE_BINS, DEFAULT_MIN_CONFIDENCE, add_to_bins, bin_names, bin_stats, bin_table,
+                                  within_tolerance)
 from naima_ros.data import middlebury_lu
 from naima_ros.data.common import RGBDFrame
 from naima_ros.data.tof import CONDITIONS, simulate_tof
@@ -43,7 +44,7 @@ from naima_ros.eval.metrics import REFERENCE_SHAVE_PX
 from naima_ros.frames import support_mask, valid_depth_mask
 from naima_ros.fsio import atomic_write_bytes
 
-__all__ = ["CONFIDENCE_BINS", "REAL_CONDITION", "SENSOR_CONDITIONS", "SENSOR_DATASETS", "SensorResults",
+__all__ = ["REAL_CONDITION", "SENSOR_CONDITIONS", "SENSOR_DATASETS", "SensorResults",
            "evaluate_sensor", "metric_frame", "plot_reliability", "score_frame", "sensor_seed"]
 
 # Held-out real RGB-D images with dense ground truth (simulated sensors), and the RGB-D-D real scenes (their own
@@ -52,7 +53,6 @@ SENSOR_DATASETS = ("middlebury", "lu", "nyu", "motorcycle", "rgbdd")
 SENSOR_CONDITIONS = tuple(CONDITIONS)
 REAL_CONDITION = "real"  # the image's own sensor LR (RGB-D-D real scenes)
 VALID_RANGE_M = (0.1, 10.0)  # the node's default min_depth / max_depth
-CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
 
 
 def metric_frame(frame: RGBDFrame, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,15 +112,10 @@ class SensorResults:
         self.out, self.min_confidence = Path(out), min_confidence
         self.rows: list[dict] = []
         # (scale, condition, method) -> per bin: count, sum of squared error, within tolerance
-        self.bins: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros((len(CONFIDENCE_BINS) - 1, 3)))
+        self.bins: dict[tuple, np.ndarray] = defaultdict(bin_table)
 
     def add(self, key: dict, scores: dict) -> None:
-        confidence, error, ok = scores.pop("pixels")
-        index = np.clip(np.digitize(confidence, CONFIDENCE_BINS) - 1, 0, len(CONFIDENCE_BINS) - 2)
-        table = self.bins[(key["scale"], key["condition"], key["method"])]
-        table[:, 0] += np.bincount(index, minlength=len(table))
-        table[:, 1] += np.bincount(index, weights=error.astype(np.float64) ** 2, minlength=len(table))
-        table[:, 2] += np.bincount(index, weights=ok.astype(np.float64), minlength=len(table))
+        add_to_bins(self.bins[(key["scale"], key["condition"], key["method"])], *scores.pop("pixels"))
         self.rows.append({**key, **scores})
 
     def summary(self) -> list[dict]:
@@ -142,11 +137,9 @@ class SensorResults:
     def confidence_rows(self) -> list[dict]:
         rows = []
         for (scale, condition, method), table in sorted(self.bins.items(), key=lambda kv: str(kv[0])):
-            for i, (count, squared, ok) in enumerate(table):
-                rows.append({"scale": scale, "condition": condition, "method": method,
-                             "bin": f"{CONFIDENCE_BINS[i]:.1f}-{CONFIDENCE_BINS[i + 1]:.1f}", "pixels": int(count),
-                             "rmse_cm": float(np.sqrt(squared / count) * 100) if count else float("nan"),
-                             "within_tolerance": float(ok / count) if count else float("nan")})
+            for name, pixels, rmse_m, within in bin_stats(table):
+                rows.append({"scale": scale, "condition": condition, "method": method, "bin": name,
+                             "pixels": pixels, "rmse_cm": rmse_m * 100, "within_tolerance": within})
         return rows
 
     def markdown(self) -> str:
@@ -218,7 +211,7 @@ def plot_reliability(path: Path, rows: Sequence[dict]) -> None:
     fig = Figure(figsize=(9, 3.4 * max(len(scales), 1)))
     FigureCanvasAgg(fig)
     axes = fig.subplots(max(len(scales), 1), 2, squeeze=False)
-    centres = 0.5 * (CONFIDENCE_BINS[:-1] + CONFIDENCE_BINS[1:])
+    centres, names = 0.5 * (CONFIDENCE_BINS[:-1] + CONFIDENCE_BINS[1:]), bin_names()
     for row_axes, scale in zip(axes, scales):
         ax_rel, ax_rmse = row_axes
         ax_rel.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
@@ -226,12 +219,12 @@ def plot_reliability(path: Path, rows: Sequence[dict]) -> None:
         for (method, condition) in dict.fromkeys((r["method"], r["condition"]) for r in tof if r["scale"] == scale):
             sel = {r["bin"]: r for r in tof if r["scale"] == scale and r["method"] == method
                    and r["condition"] == condition}
-            xs = [c for c, b in zip(centres, _bin_names()) if b in sel]
+            xs = [c for c, b in zip(centres, names) if b in sel]
             label = method if condition == "tof" else f"{method} ({condition})"
             style = dict(color=f"C{methods.index(method) % 10}", marker="o",  # a method's colour; real scenes dashed
                          linestyle="-" if condition == "tof" else "--", label=label)
-            ax_rel.plot(xs, [sel[b]["within_tolerance"] for b in _bin_names() if b in sel], **style)
-            ax_rmse.plot(xs, [sel[b]["rmse_cm"] for b in _bin_names() if b in sel], **style)
+            ax_rel.plot(xs, [sel[b]["within_tolerance"] for b in names if b in sel], **style)
+            ax_rmse.plot(xs, [sel[b]["rmse_cm"] for b in names if b in sel], **style)
         ax_rel.set(xlabel="confidence", ylabel="share within tolerance", title=f"x{scale} reliability (real: dashed)",
                    xlim=(0, 1), ylim=(0, 1))
         ax_rmse.set(xlabel="confidence", ylabel="RMSE (cm)", yscale="log", title=f"x{scale} RMSE per confidence bin")
@@ -240,10 +233,6 @@ def plot_reliability(path: Path, rows: Sequence[dict]) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def _bin_names() -> list[str]:
-    return [f"{CONFIDENCE_BINS[i]:.1f}-{CONFIDENCE_BINS[i + 1]:.1f}" for i in range(len(CONFIDENCE_BINS) - 1)]
 
 
 def sensor_seed(dataset: str, index: int, draw: int, scale: int) -> list[int]:
