@@ -239,7 +239,6 @@ class FrameServer:
 
     def __init__(self, on_event: Callable[[str, str], None] | None = None):
         self.last_stamp: int | None = None  # depth stamp of the last served pair (ns)
-        # ((rgb w, h), (depth w, h)) of the last decoded pair, served or not: what arrives
         self._on_event = on_event or (lambda name, message: None)
 
     def reset_time(self) -> None:

@@ -100,7 +100,7 @@ class TrainConfig:
     # l1 (paper and reference) | rmse: the benchmark metric itself. From a zero-initialised residual head L1 sits on
     # the bicubic plateau (its gradient is ±1 on every flat pixel and edges are few); rmse weights errors by size
     # and leaves it within tens of steps (docs/training.md, "Training on 2 cores") | relative_rmse: each sample's RMSE
-    # over its bicubic skip's, so clean samples weigh as much as noisy sensor ones (relative_rmse)
+    # over its bicubic skip's, so clean samples weigh as much as noisy sensor ones
     pixel_loss: str = "l1"
     grad_loss: str = "sobel"  # sobel (reference code) | diff (paper text)
     grad_weight: float = 0.1  # reference code 0.1; paper text 0.05
