@@ -26,26 +26,19 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from naima_ros.contract import OUTPUT_NAMESPACE, TOPICS, parameter
+from naima_ros.resources import FASTDDS_PROFILE_ENV, PACKAGE, PARAMS_FILE, large_data_profile, share_dirs, share_file
 
-PACKAGE = "naima_ros"
 EXECUTABLES = {"plain": "naima_node", "lifecycle": "naima_lifecycle_node"}  # by node_type
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
-LARGE_DATA_PROFILE = "fastdds_large_data.xml"
-
-
-def share_file(*parts: str) -> str:
-    """A file of the installed package's share directory (or of the source tree beside this file)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory(PACKAGE), *parts)
-    except (ImportError, LookupError, ValueError, OSError):
-        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *parts)
 
 
 def default_params_file() -> str:
-    """config/naima.yaml of the installed package (or of the source tree beside this file)."""
-    return share_file("config", "naima.yaml")
+    """config/naima.yaml of the installed package (or of the source tree)."""
+    path = share_file(PARAMS_FILE)
+    if path is None:
+        raise FileNotFoundError(f"{PACKAGE}: {PARAMS_FILE} is not installed; looked in "
+                                f"{', '.join(map(str, share_dirs()))}")
+    return str(path)
 
 
 def node_environment(profile: str, environ: Mapping[str, str], shipped: str | None) -> dict:
@@ -64,15 +57,16 @@ def node_environment(profile: str, environ: Mapping[str, str], shipped: str | No
     if profile.lower() == "none":
         return {}
     if profile:
-        return {PROFILE_ENV: profile}
-    if environ.get(PROFILE_ENV) or shipped is None:
+        return {FASTDDS_PROFILE_ENV: profile}
+    if environ.get(FASTDDS_PROFILE_ENV) or shipped is None:
         return {}
-    return {PROFILE_ENV: shipped}
+    return {FASTDDS_PROFILE_ENV: shipped}
 
 
 def shipped_profile() -> str | None:
-    path = share_file("config", LARGE_DATA_PROFILE)
-    return path if os.path.isfile(path) else None
+    """The installed large-data profile (naima_ros.resources, as naima-bag replay uses it), None if missing."""
+    path = large_data_profile()
+    return None if path is None else str(path)
 
 
 # every contract topic has a remap argument; those under depth_registered/ also follow output_prefix

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["FASTDDS_PROFILE_ENV", "NAMED_CHECKPOINTS", "PACKAGE", "SENSOR", "SENSOR_CHECKPOINTS", "SHIPPED",
-           "SHIPPED_CHECKPOINTS", "large_data_profile", "resolve_checkpoint", "share_dirs"]
+__all__ = ["FASTDDS_PROFILE_ENV", "NAMED_CHECKPOINTS", "PACKAGE", "PARAMS_FILE", "SENSOR", "SENSOR_CHECKPOINTS",
+           "SHIPPED", "SHIPPED_CHECKPOINTS", "large_data_profile", "resolve_checkpoint", "share_dirs", "share_file"]
 
 PACKAGE = "naima_ros"
 # The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads;
@@ -51,9 +51,17 @@ FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 LARGE_DATA_PROFILE = "config/fastdds_large_data.xml"  # without it Fast DDS loses large images between processes
 
 
+PARAMS_FILE = "config/naima.yaml"  # the node's parameters, every one declared
+
+
+def share_file(relative: str) -> Path | None:
+    """The first of `share_dirs()` holding a file of the package's share directory, None if none does."""
+    return next((d / relative for d in share_dirs() if (d / relative).is_file()), None)
+
+
 def large_data_profile() -> Path | None:
     """The package's Fast DDS large-data profile (docs/robot.md), None if it is not installed."""
-    return next((d / LARGE_DATA_PROFILE for d in share_dirs() if (d / LARGE_DATA_PROFILE).is_file()), None)
+    return share_file(LARGE_DATA_PROFILE)
 
 
 def resolve_checkpoint(template: str, scale: int) -> Path:
