@@ -100,6 +100,21 @@ def test_misregistration_moves_the_depth_not_the_grid():
     np.testing.assert_allclose(lr[:, 1:], clean[:, :-1])
 
 
+def test_aligned_is_the_whole_sensor_without_its_shift():
+    """Same seed, same sensor: ``aligned`` equals ``tof`` with the misregistration set to zero."""
+    depth, valid, rgb = scene(64, 96)
+    assert set(CONDITIONS["aligned"]) == set(COMPONENTS) - {"misregistration"}
+    aligned, drawn = simulate_tof(depth, valid, rgb, (8, 12), np.random.default_rng(3), CONDITIONS["aligned"])
+    rng = np.random.default_rng(3)
+    sensor = draw_sensor(rng, COMPONENTS)
+    assert sensor.values == drawn.values
+    sensor.values.update(shift_y_lr_px=0.0, shift_x_lr_px=0.0)
+    unshifted, _ = simulate_tof(depth, valid, rgb, (8, 12), rng, sensor=sensor)  # rng where simulate_tof's was
+    shifted, _ = simulate_tof(depth, valid, rgb, (8, 12), np.random.default_rng(3), CONDITIONS["tof"])
+    np.testing.assert_array_equal(aligned, unshifted)
+    assert not np.array_equal(np.nan_to_num(aligned), np.nan_to_num(shifted))
+
+
 def test_bad_arguments_are_named():
     depth, valid, rgb = scene()
     with pytest.raises(ValueError, match="integer ratio"):

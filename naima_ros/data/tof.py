@@ -29,7 +29,8 @@ true HR depth in metres (with its validity), the RGB seen by the colour camera a
 
 Each parameter is drawn uniformly from its documented range in ``TOF_RANGES`` for every frame, so
 one evaluation covers a family of sensors rather than one. ``CONDITIONS`` names the component sets
-the sensor protocol reports (the clean footprint mean, + noise, + faults, and the whole sensor).
+the sensor protocol reports (the clean footprint mean, + noise, + faults, the whole sensor without its
+misregistration, and the whole sensor).
 Everything here is numpy + scipy; draws come from the generator passed in (seeded runs repeat).
 """
 
@@ -67,6 +68,8 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "footprint": ("footprint",),
     "noise": ("footprint", "noise", "quantisation"),
     "faults": ("footprint", "flying", "dark_dropout", "random_dropout"),
+    # the whole sensor registered to the RGB, as a driver's aligned depth or a well-calibrated rig sends it
+    "aligned": tuple(c for c in COMPONENTS if c != "misregistration"),
     "tof": COMPONENTS,
 }
 
