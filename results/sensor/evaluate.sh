@@ -7,8 +7,7 @@ set -e
 cd "$(dirname "$0")/../.."
 O=results/sensor
 EVAL=".venv/bin/naima-eval --no-progress --figures 0"
-declare -A OLD_DEFAULT=([4]=checkpoints/naima_light_x4_demo.safetensors [8]=checkpoints/naima_semantic_x8.safetensors
-                        [16]=checkpoints/naima_semantic_x16.safetensors)
+source $O/previous_defaults.sh
 for S in ${SCALES:-4 8 16}; do
   var=NEW$S; NEW=${!var:-checkpoints/naima_sensor_x$S.safetensors}
   var=OLD$S; OLD=${!var:-${OLD_DEFAULT[$S]}}
