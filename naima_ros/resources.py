@@ -13,16 +13,18 @@ __all__ = ["FASTDDS_PROFILE_ENV", "NAMED_CHECKPOINTS", "PACKAGE", "PARAMS_FILE",
            "SHIPPED", "SHIPPED_CHECKPOINTS", "large_data_profile", "resolve_checkpoint", "share_dirs", "share_file"]
 
 PACKAGE = "naima_ros"
-# The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads;
-# why each one: docs/results.md.
+# The package's own model for each scale: what the `checkpoint` value "shipped" (the node's default) loads.
+# Each is its sensor model (below) trained on further with mostly clean LR, chosen by the rule of
+# results/sensor/README.md: better than the benchmark models on what a ToF camera sends, at most 5 % worse on the
+# benchmarks; why each one: docs/results.md.
 SHIPPED = "shipped"
 SHIPPED_CHECKPOINTS = {
-    4: "checkpoints/naima_mixed_x4.safetensors",  # the sensor x4 + a stage on 70 % clean LR: wins on both protocols
-    8: "checkpoints/naima_semantic_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens
-    16: "checkpoints/naima_semantic_x16.safetensors",  # the same recipe at x16
+    4: "checkpoints/naima_mixed_x4.safetensors",  # light (random frozen encoder), validity input
+    8: "checkpoints/naima_mixed_x8.safetensors",  # light + EfficientNet-Lite0 semantic tokens, validity input
+    16: "checkpoints/naima_mixed_x16.safetensors",  # the same at x16
 }
 # The sensor-grade models (fine-tuned on simulated ToF input, with a validity input): the `checkpoint` value
-# "sensor". Better on what a ToF camera sends, worse on the benchmarks' clean LR; results/sensor/README.md.
+# "sensor". The best here on what a ToF camera sends, 5-17 % worse on the benchmarks' clean LR.
 SENSOR = "sensor"
 SENSOR_CHECKPOINTS = {
     4: "checkpoints/naima_sensor_x4.safetensors",
