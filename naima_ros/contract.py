@@ -81,8 +81,9 @@ PARAMETERS = (
                   int_range=(4, 16, 4), choices=SCALES),
     ParameterSpec("checkpoint", "shipped",
                   "NAIMA .safetensors checkpoint, or 'shipped': the package's model for the scale "
-                  "(naima_ros.resources.SHIPPED_CHECKPOINTS), or 'sensor': its model for ToF "
-                  "cameras (SENSOR_CHECKPOINTS: trained on simulated sensor input); '{scale}' is "
+                  "(naima_ros.resources.SHIPPED_CHECKPOINTS), or 'sensor': its model trained mostly on "
+                  "simulated ToF input (SENSOR_CHECKPOINTS: a little better on ToF input than 'shipped', "
+                  "worse on clean input); '{scale}' is "
                   "replaced by the scale; a relative path is looked up in the current directory, then "
                   "in the package share directory"),
     ParameterSpec("device", "auto", "torch device: auto, cpu, cuda or cuda:N"),
