@@ -35,14 +35,15 @@ def test_share_directory_is_the_install_space_with_the_data(prefix):
 
 
 def test_checkpoint_lookup_finds_the_installed_checkpoint(prefix, tmp_path, monkeypatch):
-    from naima_ros.resources import resolve_checkpoint, share_dirs
+    from naima_ros.resources import SHIPPED_CHECKPOINTS, resolve_checkpoint, share_dirs
 
     monkeypatch.chdir(tmp_path)  # not the source tree: the relative name must come from share/naima_ros
     share = prefix / "share" / "naima_ros"
     assert share_dirs()[0] == share
     path = resolve_checkpoint("checkpoints/naima_light_x{scale}_demo.safetensors", 8)
     assert path == share / "checkpoints" / "naima_light_x8_demo.safetensors"
-    assert resolve_checkpoint("shipped", 8) == share / "checkpoints" / "naima_semantic_x8.safetensors"
+    assert resolve_checkpoint("shipped", 8) == share / SHIPPED_CHECKPOINTS[8]
+    assert SHIPPED_CHECKPOINTS[8].startswith("checkpoints/")
 
 
 @pytest.mark.parametrize("executable", ["naima-eval", "naima-bag", "naima_node"])

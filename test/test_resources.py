@@ -46,8 +46,8 @@ def test_the_shipped_x8_and_x16_are_semantics_aware_with_the_pretrained_encoder(
 
 
 def test_the_x8_models_were_trained_for_the_lr_they_are_documented_for():
-    """The shipped x8 learned bicubic LR (the benchmarks'); the _area x8 footprint means (a ToF pixel's;
-    docs/results.md)."""
+    """The benchmark x8 (the default until issue 19) learned bicubic LR (the benchmarks'); the _area x8 footprint
+    means (a ToF pixel's; docs/results.md)."""
     pytest.importorskip("torch", reason="loading a checkpoint needs torch (the Jazzy CI venv has none)")
     from naima_ros.checkpoint import load_checkpoint
 
@@ -55,3 +55,20 @@ def test_the_x8_models_were_trained_for_the_lr_they_are_documented_for():
         model, meta = load_checkpoint(resolve_checkpoint(f"checkpoints/{name}.safetensors", 8), expect_scale=8)
         assert meta["training"]["config"].get("lr_synthesis", "antialias") == lr_synthesis
         assert meta["semantic_encoder"]["pretrained"] is True
+
+
+def test_the_shipped_models_learned_mostly_clean_lr_and_sensor_input_and_carry_a_calibration():
+    """`shipped` is the mixed models (results/sensor/README.md): sensor inputs with at most 30 % simulated ToF in
+    their last stage, the validity input channel, and their own confidence calibration; `sensor` learned more ToF."""
+    pytest.importorskip("torch", reason="loading a checkpoint needs torch (the Jazzy CI venv has none)")
+    from naima_ros.checkpoint import load_checkpoint
+    from naima_ros.resources import SENSOR_CHECKPOINTS
+
+    for scale in (4, 8, 16):
+        model, shipped = load_checkpoint(resolve_checkpoint("shipped", scale), expect_scale=scale)
+        _, sensor = load_checkpoint(resolve_checkpoint(SENSOR_CHECKPOINTS[scale], scale), expect_scale=scale)
+        last, before = shipped["training"]["config"], sensor["training"]["config"]
+        assert last["inputs"] == before["inputs"] == "sensor"
+        assert last["sensor_prob"] <= 0.3 < before["sensor_prob"]
+        assert model.config.validity_input is True
+        assert "confidence" in shipped and "confidence" in sensor
