@@ -7,8 +7,8 @@ sends footprint means with noise, flying pixels, holes and a misregistration. He
    ``middlebury_lu.METRES_PER_UNIT``, 0.02 m per unit, as naima-bag's bags; NYU and Motorcycle are
    metric), modcropped to the scale.
 2. For each ``draw`` a sensor is drawn from ``naima_ros.data.tof.TOF_RANGES`` (seeded by image,
-   draw and scale: every method sees the same inputs) and each named condition
-   (``tof.CONDITIONS``: ``footprint``, ``noise``, ``faults``, ``aligned`` = all but the misregistration, ``tof`` = all of it) makes an LR.
+   draw and scale: every method sees the same inputs) and each named condition (``tof.CONDITIONS``:
+   ``footprint``, ``noise``, ``faults``, ``aligned`` = all but the misregistration, ``tof`` = all of it) makes an LR.
    Images with a real sensor's LR (the RGB-D-D real scenes: a phone ToF at 192x144 under a 512x384
    RGB) are scored under condition ``real`` only, through the any-size path.
 3. Every method is its predictor (``naima_ros.predictors``, the node's defaults: valid range
